@@ -1,1 +1,7 @@
-"""monai_lexu.handlers."""
+"""Ignite handlers for multi-rater evaluation."""
+
+from __future__ import annotations
+
+from .uncertainty_report import UncertaintyReport, from_engine_output
+
+__all__ = ["UncertaintyReport", "from_engine_output"]

@@ -1,0 +1,31 @@
+# The README's two quick-start commands are `make quickstart` and `make test`; .ci/run runs `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch is installed first and pinned: 2.13.0 is the CPU build on our machines. Anything that satisfies
+# setup.cfg's range (e.g. a CUDA build installed beforehand) is kept as it is.
+TORCH ?= torch==2.13.0
+RIGA := bundles/lexu_riga/configs
+RIGA_CPU := $(RIGA)/cpu_small.json
+PYTEST_ARGS ?= -n 2 --durations=15
+
+.PHONY: install quickstart test lint format
+
+install:
+	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
+	$(PIP) install -e ".[test]"
+
+quickstart: install
+	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA_CPU)']"
+	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA)/evaluate.json','$(RIGA_CPU)']"
+
+test: install
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check monai_lexu data_prep tests benchmarks
+	$(PYTHON) -m black --check monai_lexu data_prep tests benchmarks
+	$(PYTHON) -m isort --check-only monai_lexu data_prep tests benchmarks
+
+format:
+	$(PYTHON) -m isort monai_lexu data_prep tests benchmarks
+	$(PYTHON) -m black monai_lexu data_prep tests benchmarks

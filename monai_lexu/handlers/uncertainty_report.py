@@ -1,0 +1,213 @@
+"""An ignite handler that evaluates probability/uncertainty maps against the raters and writes the paper's table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from monai_lexu.report import markdown_table, mean_std, write_csv, write_markdown
+
+if TYPE_CHECKING:
+    from ignite.engine import Engine
+
+__all__ = ["UncertaintyReport", "from_engine_output"]
+
+logger = logging.getLogger("monai_lexu")
+
+
+def _lookup(key: str, output: Any, batch: Any = None) -> Any:
+    """Find ``key`` in a decollated output item, its ``label`` dict (multi-rater targets), or the batch item."""
+    for source in (output, output.get("label") if isinstance(output, Mapping) else None, batch):
+        if isinstance(source, Mapping) and key in source:
+            return source[key]
+    raise KeyError(f"'{key}' is neither in the engine output, its 'label' targets nor the batch")
+
+
+def from_engine_output(keys: Sequence[str]):
+    """Like :func:`monai.handlers.from_engine` for multi-rater outputs: also looks inside ``output["label"]``.
+
+    ``SupervisedEvaluator`` with :class:`monai_lexu.engines.PrepareMultiRaterBatch` stores the rater targets
+    (``soft_label``, ``rater_var``, ...) as a dict under ``label``; this lets a metric handler take e.g.
+    ``from_engine_output(["prob", "soft_label"])``.
+    """
+
+    def _transform(data: Any) -> tuple:
+        items = data if isinstance(data, list) else [data]
+        return tuple([_lookup(k, item) for item in items] for k in keys)
+
+    return _transform
+
+
+class UncertaintyReport:
+    """Evaluate every image's probability and uncertainty maps and write the per-structure table of the LEXU paper.
+
+    Per image and structure it records the uncertainty sum and the rater-variance sum (for SR and DC across images),
+    the pixel-level NCC between the two maps, the soft Dice of the probability against the soft label and the
+    binary NLL (see :mod:`monai_lexu.metrics` for each exact definition). When the engine completes it writes
+    ``<prefix>_summary.csv``/``.md``, ``<prefix>_per_image.csv`` and ``<prefix>.json`` in ``output_dir``, logs the
+    Markdown table, and puts the summary numbers into ``engine.state.metrics`` (e.g. ``SR_cup``).
+
+    Args:
+        structures: names of the L structure channels, e.g. ``["disc", "cup"]``.
+        output_dir: where the tables go.
+        prob_key: key of the probability maps (L, *S) in the (post-processed, decollated) output.
+        unc_key: key of the uncertainty maps (L, *S).
+        soft_label_key: key of the soft label (L, *S) (looked up in the output, its ``label`` dict, then the batch).
+        var_key: key of the rater variance map (L, *S).
+        id_key: key of the case id in the batch (the running index is used when absent).
+        prefix: file name prefix.
+        title: heading of the Markdown file.
+    """
+
+    METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL")
+
+    def __init__(
+        self,
+        structures: Sequence[str],
+        output_dir: str | Path,
+        prob_key: str = "prob",
+        unc_key: str = "unc",
+        soft_label_key: str = "soft_label",
+        var_key: str = "rater_var",
+        id_key: str = "id",
+        prefix: str = "metrics",
+        title: str = "Uncertainty and segmentation metrics",
+    ) -> None:
+        self.structures = list(structures)
+        self.output_dir = Path(output_dir)
+        self.prob_key, self.unc_key = prob_key, unc_key
+        self.soft_label_key, self.var_key, self.id_key = soft_label_key, var_key, id_key
+        self.prefix, self.title = prefix, title
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every recorded image."""
+        self.records: list[dict[str, Any]] = []
+        self._unc_sums: list[torch.Tensor] = []
+        self._var_sums: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda _: self.reset())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.iteration_completed)
+        engine.add_event_handler(Events.COMPLETED, self.completed)
+
+    def __call__(self, engine: Engine) -> None:
+        self.iteration_completed(engine)
+
+    def add(self, prob: torch.Tensor, unc: torch.Tensor, soft_label: torch.Tensor, rater_var: torch.Tensor, case_id=None):
+        """Record one image.
+
+        Args:
+            prob: probability maps (L, *S).
+            unc: uncertainty maps (L, *S).
+            soft_label: mean of the valid raters (L, *S).
+            rater_var: variance of the valid raters (L, *S).
+            case_id: identifier written to the per-image table.
+        """
+        from monai_lexu.metrics import negative_log_likelihood, normalized_cross_correlation, soft_dice
+
+        tensors = [torch.as_tensor(t).detach().float().cpu()[None] for t in (prob, unc, soft_label, rater_var)]
+        p, u, s, v = tensors
+        if not (p.shape == u.shape == s.shape == v.shape) or p.shape[1] != len(self.structures):
+            raise ValueError(
+                f"case {case_id}: prob {tuple(p.shape[1:])}, unc {tuple(u.shape[1:])}, soft label {tuple(s.shape[1:])} "
+                f"and rater variance {tuple(v.shape[1:])} must all be (L={len(self.structures)}, *S)"
+            )
+        spatial = tuple(range(2, p.ndim))
+        self._unc_sums.append(u.sum(dim=spatial)[0])
+        self._var_sums.append(v.sum(dim=spatial)[0])
+        ncc = normalized_cross_correlation(u, v)[0]
+        dice = soft_dice(p, s)[0]
+        nll = negative_log_likelihood(p, s)[0]
+        record: dict[str, Any] = {"id": len(self.records) if case_id is None else case_id}
+        for i, name in enumerate(self.structures):
+            record[f"unc_sum_{name}"] = float(self._unc_sums[-1][i])
+            record[f"var_sum_{name}"] = float(self._var_sums[-1][i])
+            record[f"NCC_{name}"] = float(ncc[i])
+            record[f"soft_dice_{name}"] = float(dice[i])
+            record[f"NLL_{name}"] = float(nll[i])
+        self.records.append(record)
+
+    def iteration_completed(self, engine: Engine) -> None:
+        outputs = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
+        batches = engine.state.batch if isinstance(engine.state.batch, list) else [None] * len(outputs)
+        for out, batch in zip(outputs, batches):
+            try:
+                case_id = _lookup(self.id_key, out, batch)
+            except KeyError:
+                case_id = None
+            self.add(
+                _lookup(self.prob_key, out, batch),
+                _lookup(self.unc_key, out, batch),
+                _lookup(self.soft_label_key, out, batch),
+                _lookup(self.var_key, out, batch),
+                case_id=case_id if isinstance(case_id, (str, int)) else None,
+            )
+
+    def summary(self) -> dict[str, dict[str, float | list[float]]]:
+        """Per metric and structure: SR/DC across images; per-image values (NCC, soft Dice, NLL) as lists."""
+        from monai_lexu.metrics import distance_correlation, spearman_correlation
+
+        if not self.records:
+            raise RuntimeError("UncertaintyReport saw no image: is the evaluation data loader empty?")
+        unc, var = torch.stack(self._unc_sums), torch.stack(self._var_sums)
+        enough = len(self.records) >= 3
+        sr = spearman_correlation(unc, var) if enough else torch.full((len(self.structures),), float("nan"))
+        dc = distance_correlation(unc, var) if enough else torch.full((len(self.structures),), float("nan"))
+        out: dict[str, dict[str, float | list[float]]] = {}
+        for i, name in enumerate(self.structures):
+            out[name] = {
+                "SR": float(sr[i]),
+                "DC": float(dc[i]),
+                **{m: [r[f"{m}_{name}"] for r in self.records] for m in ("NCC", "soft_dice", "NLL")},
+            }
+        return out
+
+    def completed(self, engine: Engine | None = None) -> dict[str, dict[str, float]]:
+        """Compute the summary, write the files, log the table; returns ``{structure: {metric: mean}}``."""
+        import numpy as np
+
+        summary = self.summary()
+        rows, means = [], {}
+        for metric in self.METRICS:
+            row: dict[str, object] = {"metric": metric}
+            for name, values in summary.items():
+                v = values[metric]
+                if isinstance(v, list):
+                    row[name] = mean_std(v)
+                    arr = np.asarray(v, dtype=float)
+                    mean = float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+                else:
+                    row[name] = f"{v:.3f}"
+                    mean = v
+                means.setdefault(name, {})[metric] = mean
+            rows.append(row)
+        table = markdown_table(rows, ["metric", *self.structures])
+        n = len(self.records)
+        text = (
+            f"# {self.title}\n\n{n} images. SR/DC: correlation across images of the per-image sums of the "
+            "uncertainty map and of the rater variance; NCC: per-image pixel correlation of the two maps; "
+            "soft Dice and NLL against the soft label; mean ± std over images.\n\n" + table
+        )
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_markdown(self.output_dir / f"{self.prefix}_summary.md", text)
+        write_csv(
+            self.output_dir / f"{self.prefix}_summary.csv",
+            [{"metric": m, **{s: means[s][m] for s in self.structures}} for m in self.METRICS],
+        )
+        write_csv(self.output_dir / f"{self.prefix}_per_image.csv", self.records)
+        (self.output_dir / f"{self.prefix}.json").write_text(json.dumps({"num_images": n, "mean": means}, indent=2))
+        logger.info("\n%s", text)
+        print(text, flush=True)
+        if engine is not None:
+            for s in self.structures:
+                for m in self.METRICS:
+                    engine.state.metrics[f"{m}_{s}"] = means[s][m]
+        return means
