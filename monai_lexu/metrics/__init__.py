@@ -1,1 +1,74 @@
-"""monai_lexu.metrics."""
+"""monai_lexu.metrics: uncertainty and segmentation metrics for multi-rater data.
+
+Functional cores (one definition each, documented in their docstrings) and MONAI-style cumulative classes
+(:class:`monai.metrics.CumulativeIterationMetric` subclasses).
+"""
+
+from __future__ import annotations
+
+from monai_lexu.metrics.calibration import (
+    CalibrationMetric,
+    ReliabilityCurve,
+    expected_calibration_error,
+    reliability_curve,
+)
+from monai_lexu.metrics.correlation import (
+    DistanceCorrelationMetric,
+    NormalizedCrossCorrelationMetric,
+    SpearmanCorrelationMetric,
+    distance_correlation,
+    normalized_cross_correlation,
+    spearman_correlation,
+)
+from monai_lexu.metrics.entropy import (
+    MeanEntropyMetric,
+    WeightedMeanEntropyMetric,
+    binary_entropy,
+    mean_entropy,
+    rater_entropy,
+    weighted_mean_entropy,
+)
+from monai_lexu.metrics.nll import (
+    NegativeLogLikelihoodMetric,
+    NegativeLogLikelihoodReferenceMetric,
+    negative_log_likelihood,
+    negative_log_likelihood_reference,
+)
+from monai_lexu.metrics.soft_dice import SoftDiceMetric, soft_dice
+from monai_lexu.metrics.utils import (
+    PerImageMetric,
+    as_float_tensor,
+    check_same_shape,
+    image_scores,
+    nan_aware_reduction,
+)
+
+__all__ = [
+    "CalibrationMetric",
+    "DistanceCorrelationMetric",
+    "MeanEntropyMetric",
+    "NegativeLogLikelihoodMetric",
+    "NegativeLogLikelihoodReferenceMetric",
+    "NormalizedCrossCorrelationMetric",
+    "PerImageMetric",
+    "ReliabilityCurve",
+    "as_float_tensor",
+    "check_same_shape",
+    "image_scores",
+    "SoftDiceMetric",
+    "SpearmanCorrelationMetric",
+    "WeightedMeanEntropyMetric",
+    "binary_entropy",
+    "distance_correlation",
+    "expected_calibration_error",
+    "mean_entropy",
+    "nan_aware_reduction",
+    "negative_log_likelihood",
+    "negative_log_likelihood_reference",
+    "normalized_cross_correlation",
+    "rater_entropy",
+    "reliability_curve",
+    "soft_dice",
+    "spearman_correlation",
+    "weighted_mean_entropy",
+]

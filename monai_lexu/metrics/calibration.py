@@ -1,0 +1,186 @@
+"""Calibration against soft (multi-rater) labels: expected calibration error and reliability-diagram data.
+
+Both are built on MONAI's equal-width binning (:func:`monai.metrics.calibration_binning`,
+:class:`monai.metrics.CalibrationErrorMetric`; bins ``[k/M, (k+1)/M)``, the last one closed at 1).
+
+Soft targets: the observed frequency of a bin is the mean of the target over the pixels in the bin. With the soft
+label (fraction of valid raters marking the pixel) as target this is the frequency with which a rater marks a pixel
+of that confidence, i.e. the same number as pooling every valid rater's binary mask as a separate sample with the
+same prediction, each pixel weighted equally (within an image every pixel has the same raters, so this is exact;
+across images with different rater counts each pixel, not each rater vote, has weight 1). MONAI's metric accepts
+such non-binary targets unchanged (it only averages them). ``target_threshold=t`` instead binarises the target as
+``1[y > t]`` first (``t = 0.5``: strict majority of the raters), for an ECE against a fused hard label.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from monai.metrics import CalibrationErrorMetric, calibration_binning
+from monai.utils import MetricReduction
+
+from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
+
+__all__ = ["ReliabilityCurve", "expected_calibration_error", "reliability_curve", "CalibrationMetric"]
+
+
+class ReliabilityCurve(NamedTuple):
+    """Data of a reliability diagram, per structure.
+
+    Attributes:
+        confidence: mean predicted probability per bin (L, M); NaN for an empty bin.
+        frequency: observed frequency per bin (L, M) = mean target (soft label) in the bin; NaN for an empty bin.
+        counts: number of pixels per bin (L, M).
+        bin_edges: the M + 1 bin edges in [0, 1].
+    """
+
+    confidence: torch.Tensor
+    frequency: torch.Tensor
+    counts: torch.Tensor
+    bin_edges: torch.Tensor
+
+    def expected_calibration_error(self) -> torch.Tensor:
+        """Pooled ECE of the curve: ``sum_bins counts * |confidence - frequency| / sum_bins counts``, (L,)."""
+        gap = torch.nan_to_num((self.confidence - self.frequency).abs(), nan=0.0)
+        total = self.counts.sum(-1)
+        ece = (gap * self.counts).sum(-1) / total.clamp_min(1)
+        return torch.where(total > 0, ece, torch.full_like(ece, float("nan")))
+
+
+def _prepare(y_pred: Any, y: Any, target_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    p, g = as_float_tensor(y_pred, "y_pred", torch.float32), as_float_tensor(y, "y", torch.float32)
+    check_same_shape(p, g)
+    g = g.to(p.device)
+    for t, name in ((p, "y_pred"), (g, "y")):
+        if torch.isnan(t).any():
+            raise ValueError(f"`{name}` contains NaN; calibration binning needs finite values.")
+        if t.numel() and (t.min() < 0 or t.max() > 1):
+            lo, hi = t.min().item(), t.max().item()
+            raise ValueError(f"`{name}` must hold values in [0, 1] for calibration, got [{lo:.4g}, {hi:.4g}].")
+    if target_threshold is not None:
+        g = (g > target_threshold).float()
+    return p, g
+
+
+def expected_calibration_error(
+    y_pred: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    num_bins: int = 20,
+    target_threshold: float | None = None,
+    calibration_reduction: str = "expected",
+) -> torch.Tensor:
+    """Expected calibration error per image and structure, via MONAI's :class:`~monai.metrics.CalibrationErrorMetric`.
+
+    Definition: equal-width bins over [0, 1]; ``ECE = sum_bins n_b |conf_b - freq_b| / sum_bins n_b`` with
+    ``conf_b`` the mean probability and ``freq_b`` the mean target of the pixels in bin b, per (image, structure).
+    ``calibration_reduction="average"`` gives the unweighted mean over non-empty bins (ValUES' "ACE") and
+    ``"maximum"`` the MCE. The target is the soft label (see the module docstring: equivalent to pooling all
+    raters) unless ``target_threshold`` binarises it.
+
+    Default of 20 bins: MONAI's default and the ValUES setting (the LEXU paper reports no calibration error).
+    Unlike ValUES, no Platt scaling of an uncertainty score is done: the model's probability map is the confidence.
+
+    Degenerate inputs: NaN in either map raises ValueError (it cannot be binned); a constant prediction simply
+    fills one bin.
+
+    Args:
+        y_pred: predicted probabilities (B, L, *S).
+        y: soft label (B, L, *S) in [0, 1] (or binary).
+        num_bins: number of equal-width bins.
+        target_threshold: if given, use ``1[y > target_threshold]`` as the target.
+        calibration_reduction: ``"expected"``, ``"average"`` or ``"maximum"``.
+
+    Returns:
+        float32 tensor (B, L).
+    """
+    p, g = _prepare(y_pred, y, target_threshold)
+    metric = CalibrationErrorMetric(num_bins=num_bins, calibration_reduction=calibration_reduction)
+    return metric(y_pred=p, y=g).float()  # type: ignore[union-attr]
+
+
+def reliability_curve(
+    y_pred: torch.Tensor | np.ndarray,
+    y: torch.Tensor | np.ndarray,
+    num_bins: int = 10,
+    target_threshold: float | None = None,
+) -> ReliabilityCurve:
+    """Reliability-diagram data per structure, pooling all pixels of all images given.
+
+    Args:
+        y_pred: predicted probabilities (B, L, *S).
+        y: soft label (B, L, *S) in [0, 1]; the observed frequency of a bin is its mean soft label.
+        num_bins: number of equal-width bins.
+        target_threshold: if given, use ``1[y > target_threshold]`` as the target.
+
+    Returns:
+        :class:`ReliabilityCurve` with (L, num_bins) tensors.
+    """
+    p, g = _prepare(y_pred, y, target_threshold)
+    n_struct = p.shape[1]
+    p1 = p.transpose(0, 1).reshape(1, n_struct, -1)
+    g1 = g.transpose(0, 1).reshape(1, n_struct, -1)
+    conf, freq, counts = calibration_binning(p1, g1, num_bins=num_bins)
+    return ReliabilityCurve(conf[0], freq[0], counts[0], torch.linspace(0.0, 1.0, num_bins + 1))
+
+
+class CalibrationMetric(PerImageMetric):
+    """Cumulative calibration: per-image ECE (aggregated over images) plus pooled reliability-diagram data.
+
+    ``aggregate()`` reduces the per-image :func:`expected_calibration_error` values (default: mean over images per
+    structure, (L,)); :meth:`reliability` returns the :class:`ReliabilityCurve` pooled over every pixel seen (its
+    ``expected_calibration_error()`` is the pooled ECE, which weights images by their size). Calling the metric
+    returns ``[ece (B, L), counts, sum_conf, sum_target]`` (the last three (B, L, num_bins)), all buffered.
+
+    Args:
+        num_bins: number of equal-width bins (for both outputs).
+        target_threshold: see :func:`expected_calibration_error`.
+        calibration_reduction: ``"expected"``, ``"average"`` or ``"maximum"``.
+        reduction: MONAI reduction of the (N, L) per-image ECE values, default ``"mean_batch"`` -> (L,).
+        get_not_nans: return ``(metric, not_nans)`` from ``aggregate()``.
+    """
+
+    def __init__(
+        self,
+        num_bins: int = 20,
+        target_threshold: float | None = None,
+        calibration_reduction: str = "expected",
+        reduction: MetricReduction | str = MetricReduction.MEAN_BATCH,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__(reduction=reduction, get_not_nans=get_not_nans)
+        self.num_bins = num_bins
+        self.target_threshold = target_threshold
+        self.calibration_reduction = calibration_reduction
+
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any
+    ) -> list[torch.Tensor]:
+        """Per-image ECE (B, L) and per-image bin statistics (B, L, num_bins) of one iteration."""
+        if y is None:
+            raise ValueError("CalibrationMetric needs `y` (soft label).")
+        ece = expected_calibration_error(
+            y_pred,
+            y,
+            num_bins=self.num_bins,
+            target_threshold=self.target_threshold,
+            calibration_reduction=self.calibration_reduction,
+        )
+        p, g = _prepare(y_pred, y, self.target_threshold)
+        conf, freq, counts = calibration_binning(p.flatten(2), g.flatten(2), num_bins=self.num_bins)
+        sum_conf = torch.nan_to_num(conf, nan=0.0) * counts
+        sum_target = torch.nan_to_num(freq, nan=0.0) * counts
+        return [ece, counts, sum_conf, sum_target]
+
+    def reliability(self) -> ReliabilityCurve:
+        """Reliability-diagram data pooled over all images seen, (L, num_bins) tensors."""
+        data = self.get_buffer()
+        if data is None:
+            raise ValueError("CalibrationMetric.reliability() called before any data was added.")
+        counts, sum_conf, sum_target = data[1].sum(0), data[2].sum(0), data[3].sum(0)
+        safe = counts.clamp_min(1)
+        nan = torch.full_like(counts, float("nan"))
+        conf = torch.where(counts > 0, sum_conf / safe, nan)
+        freq = torch.where(counts > 0, sum_target / safe, nan)
+        return ReliabilityCurve(conf, freq, counts, torch.linspace(0.0, 1.0, self.num_bins + 1))

@@ -1,0 +1,148 @@
+"""Shared helpers of the uncertainty metrics: input conversion, shape checks and NaN-aware reductions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from monai.metrics.metric import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction
+
+__all__ = ["as_float_tensor", "check_same_shape", "image_scores", "nan_aware_reduction", "PerImageMetric"]
+
+
+def as_float_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Convert a tensor, numpy array or nested sequence to a floating torch tensor.
+
+    Args:
+        x: the input; a torch tensor keeps its device.
+        name: argument name used in error messages.
+        dtype: floating dtype of the result (float64 by default so that sums over large maps stay exact).
+
+    Returns:
+        ``x`` as a ``dtype`` tensor (detached).
+
+    Raises:
+        ValueError: if ``x`` cannot be converted to a numeric tensor.
+    """
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(dtype)
+    try:
+        return torch.as_tensor(np.asarray(x), dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"`{name}` must be a tensor or array of numbers, got {type(x).__name__}: {e}") from e
+
+
+def check_same_shape(y_pred: torch.Tensor, y: torch.Tensor, min_ndim: int = 3, names: str = "y_pred, y") -> None:
+    """Check that two maps share one shape with at least ``min_ndim`` dimensions.
+
+    Args:
+        y_pred: first tensor, usually (B, L, *S).
+        y: second tensor, same shape.
+        min_ndim: minimal number of dimensions (3 = batch, structure and at least one spatial dim).
+        names: the two argument names for the error message.
+
+    Raises:
+        ValueError: on a shape mismatch or too few dimensions.
+    """
+    first, second = (n.strip() for n in names.split(","))
+    if y_pred.shape != y.shape:
+        raise ValueError(
+            f"`{first}` and `{second}` must have the same shape, got {tuple(y_pred.shape)} and {tuple(y.shape)}."
+        )
+    if y_pred.ndim < min_ndim:
+        raise ValueError(
+            f"`{first}` must have shape (B, L, *spatial) with at least {min_ndim} dims, got {tuple(y_pred.shape)}."
+        )
+
+
+def image_scores(x: Any, name: str) -> torch.Tensor:
+    """Reduce maps to image-level scores by summing over the spatial dims.
+
+    Args:
+        x: maps (N, L, *S) or already image-level scores (N, L).
+        name: argument name used in error messages.
+
+    Returns:
+        float64 tensor (N, L): ``x.sum(spatial dims)`` or ``x`` itself when it is 2-D.
+
+    Raises:
+        ValueError: if ``x`` has fewer than 2 dims.
+    """
+    t = as_float_tensor(x, name)
+    if t.ndim < 2:
+        raise ValueError(f"`{name}` must have shape (N, L) or (N, L, *spatial), got {tuple(t.shape)}.")
+    if t.ndim == 2:
+        return t
+    return t.sum(dim=tuple(range(2, t.ndim)))
+
+
+def nan_aware_reduction(
+    f: torch.Tensor, reduction: MetricReduction | str = MetricReduction.MEAN_BATCH
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reduce per-(image, structure) values ignoring NaN, like MONAI, but give NaN where nothing is valid.
+
+    MONAI's :func:`monai.metrics.utils.do_metric_reduction` returns 0 for a group that holds only NaN; a metric of
+    0 would be a real (bad) score here, so such groups become NaN instead.
+
+    Args:
+        f: values (N, L); NaN marks an undefined value (excluded).
+        reduction: any :class:`monai.utils.MetricReduction` mode; ``"mean_batch"`` gives one value per structure.
+
+    Returns:
+        ``(reduced, not_nans)``: the reduced values and the number of valid entries behind each of them.
+    """
+    red, not_nans = do_metric_reduction(f.clone(), reduction)
+    if MetricReduction(reduction) != MetricReduction.NONE and isinstance(red, torch.Tensor):
+        red = torch.where(not_nans > 0, red, torch.full_like(red, float("nan")))
+    return red, not_nans
+
+
+class PerImageMetric(CumulativeIterationMetric):
+    """Base of the cumulative metrics whose iteration output is one value per (image, structure).
+
+    Subclasses implement ``_compute_tensor(y_pred, y) -> (B, L)``; ``aggregate()`` reduces everything seen with
+    ``reduction`` (default ``"mean_batch"``: a (L,) tensor, the mean over images per structure), skipping NaN
+    (undefined) values; a structure with no defined value aggregates to NaN.
+
+    Args:
+        reduction: a :class:`monai.utils.MetricReduction` mode.
+        get_not_nans: if True, ``aggregate()`` returns ``(metric, not_nans)``.
+    """
+
+    def __init__(self, reduction: MetricReduction | str = MetricReduction.MEAN_BATCH, get_not_nans: bool = False):
+        super().__init__()
+        self.reduction = MetricReduction(reduction)
+        self.get_not_nans = get_not_nans
+
+    def _buffer(self) -> torch.Tensor:
+        data = self.get_buffer()
+        if data is None:
+            raise ValueError(f"{self.__class__.__name__}.aggregate() called before any data was added.")
+        if isinstance(data, list):
+            data = data[0]
+        return data
+
+    def aggregate(  # type: ignore[override]
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Reduce all per-image values seen so far.
+
+        Args:
+            reduction: overrides ``self.reduction`` for this call.
+
+        Returns:
+            The reduced metric ((L,) for ``"mean_batch"``), or ``(metric, not_nans)`` if ``get_not_nans``.
+        """
+        f, not_nans = nan_aware_reduction(self._buffer(), reduction or self.reduction)
+        return (f, not_nans) if self.get_not_nans else f
+
+    def num_excluded(self) -> torch.Tensor:
+        """Number of undefined (NaN) per-image values per structure, i.e. images left out of the mean.
+
+        Returns:
+            int64 tensor (L,).
+        """
+        return torch.isnan(self._buffer()).sum(dim=0)
