@@ -16,47 +16,12 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from monai_lexu.data.datalist import validate_structures
+
 __all__ = ["NONZERO", "validate_structures", "map_structures", "rater_statistics"]
 
 NONZERO = "nonzero"
 """Structure value spec meaning "every non-zero mask value belongs to this structure"."""
-
-
-def validate_structures(structures: Mapping[str, str | float | Sequence[float]]) -> dict[str, str | tuple[float, ...]]:
-    """Check a structure mapping and normalise it.
-
-    Args:
-        structures: ordered mapping ``name -> "nonzero" | value | list of values``; its order is the channel order.
-
-    Returns:
-        an ordered dict ``name -> "nonzero" | tuple of float values``.
-
-    Raises:
-        ValueError: when the mapping is empty, not a mapping, or a value spec is neither ``"nonzero"`` nor a non-empty
-            list of numbers.
-    """
-    if not isinstance(structures, Mapping) or len(structures) == 0:
-        raise ValueError(
-            f"structures must be a non-empty mapping name -> 'nonzero' | list of values, got {structures!r}."
-        )
-    out: dict[str, str | tuple[float, ...]] = {}
-    for name, spec in structures.items():
-        if isinstance(spec, str):
-            if spec.lower() != NONZERO:
-                raise ValueError(f"structure {name!r}: value spec must be 'nonzero' or a list of values, got {spec!r}.")
-            out[str(name)] = NONZERO
-            continue
-        values = [spec] if isinstance(spec, (int, float, np.number)) else spec
-        try:
-            vals = tuple(float(v) for v in values)
-        except (TypeError, ValueError) as e:
-            raise ValueError(
-                f"structure {name!r}: value spec must be 'nonzero' or a list of numbers, got {spec!r}."
-            ) from e
-        if len(vals) == 0:
-            raise ValueError(f"structure {name!r}: the list of mask values is empty.")
-        out[str(name)] = vals
-    return out
 
 
 def map_structures(

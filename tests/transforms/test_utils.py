@@ -9,14 +9,16 @@ from monai_lexu.transforms import map_structures, rater_statistics, validate_str
 
 
 def test_validate_structures_normalises_and_rejects():
-    assert validate_structures({"disc": "nonzero", "cup": [255]}) == {"disc": "nonzero", "cup": (255.0,)}
-    assert validate_structures({"GTVp": 1, "GTVn": [2]}) == {"GTVp": (1.0,), "GTVn": (2.0,)}
+    assert validate_structures({"disc": "nonzero", "cup": [255]}) == {"disc": "nonzero", "cup": [255]}
+    assert validate_structures({"GTVp": 1, "GTVn": [2]}) == {"GTVp": [1], "GTVn": [2]}
     with pytest.raises(ValueError, match="non-empty mapping"):
         validate_structures({})
     with pytest.raises(ValueError, match="'cup'"):
         validate_structures({"cup": "all"})
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="non-empty list"):
         validate_structures({"cup": []})
+    with pytest.raises(ValueError, match="non-integer"):
+        validate_structures({"cup": [1.5]})
 
 
 def test_map_structures_error_names_source_values_and_mapping():

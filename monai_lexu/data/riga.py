@@ -1,0 +1,292 @@
+"""RIGA (retinal disc / cup, 6 raters) converter to a multi-rater datalist, with a synthetic fallback.
+
+Input: the preprocessed RIGA release read by the official LEXU code (``Katalip/grader_soup``,
+``dataset/DiscRegion.py``): ``root/Glaucoma_multirater_{BinRushed,MESSIDOR,Magrabia}.csv``. After a header row,
+each CSV has blocks of 7 rows per image: the image path is column 1 of the block's first row (rater 0, the final
+label), the 6 rater mask paths are column 2 of the next 6 rows. Paths are relative to ``root`` and may use ``\\``.
+Masks hold 0 (background), 150 (disc outside the cup) and 255 (cup); disc = non-zero, cup = 255.
+
+Output of :func:`convert_riga` (``out_dir``): ``images/<id>.png`` (RGB), ``masks/<id>_r{1..6}.png`` (raw values
+kept) and ``datalist.json`` with ``structures = {"disc": "nonzero", "cup": [255]}``; case ids are
+``<source>_<k:03d>`` (k = 1-based position in the source CSV).
+
+Choices (the lead may quote these):
+
+- Split as in the reference: the training pool is BinRushed then MESSIDOR in CSV order;
+  ``torch.utils.data.random_split`` with ``torch.Generator().manual_seed(27)`` and lengths
+  ``[int(n * 0.8), n - int(n * 0.8)]`` gives training / validation (real data: 524 / 131, in the order
+  ``random_split`` returns). Magrabia is the test set (95 images).
+- Resizing: images bilinear, masks NEAREST, to ``size x size``. The reference resizes both with PIL's default
+  filter (bicubic for RGB and 'L' images in Pillow >= 7): on masks that creates intermediate values, so its disc
+  (``m != 0``) gains a halo and its cup (``m == 255`` after /255) loses edge pixels. NEAREST keeps the raw values.
+- No intensity normalisation is stored; the ImageNet mean/std standardisation of the reference belongs in the
+  transforms.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from monai_lexu.data.datalist import write_multirater_datalist
+
+__all__ = [
+    "RIGA_NUM_RATERS",
+    "RIGA_SOURCES",
+    "RIGA_STRUCTURES",
+    "RIGA_TEST_SOURCES",
+    "RIGA_TRAIN_SOURCES",
+    "convert_riga",
+    "ensure_riga_dataset",
+    "read_riga_csv",
+]
+
+RIGA_TRAIN_SOURCES: tuple[str, ...] = ("BinRushed", "MESSIDOR")
+RIGA_TEST_SOURCES: tuple[str, ...] = ("Magrabia",)
+RIGA_SOURCES: tuple[str, ...] = RIGA_TRAIN_SOURCES + RIGA_TEST_SOURCES
+RIGA_NUM_RATERS = 6
+RIGA_STRUCTURES: dict[str, Any] = {"disc": "nonzero", "cup": [255]}
+
+logger = logging.getLogger("monai_lexu")
+
+
+def _csv_path(root: Path, source: str) -> Path:
+    return root / f"Glaucoma_multirater_{source}.csv"
+
+
+def read_riga_csv(csv_path: str | os.PathLike, num_raters: int = RIGA_NUM_RATERS) -> list[tuple[str, list[str]]]:
+    """Read one ``Glaucoma_multirater_<source>.csv`` the way the reference does, with checks.
+
+    Args:
+        csv_path: the CSV file.
+        num_raters: raters per image (RIGA: 6); blocks have ``1 + num_raters`` rows.
+
+    Returns:
+        one ``(image path, [rater mask paths])`` per image, in CSV order; paths as written in the CSV (relative to
+        the CSV's directory) with ``\\`` replaced by ``/``.
+
+    Raises:
+        FileNotFoundError: if the CSV does not exist.
+        ValueError: (naming the CSV and row) if it is empty, its row count is not a multiple of ``1 + num_raters``,
+            a row has too few columns, a path is empty, or a ``rater`` column does not run 0..num_raters per block.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"RIGA CSV not found: {csv_path}")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    if len(rows) < 2:
+        raise ValueError(f"{csv_path}: no data rows after the header.")
+    header, body = rows[0], rows[1:]
+    block = 1 + num_raters
+    if len(body) % block != 0:
+        raise ValueError(
+            f"{csv_path}: {len(body)} data rows is not a multiple of {block} (1 image row + {num_raters} rater rows)."
+        )
+    rater_col = header.index("rater") if "rater" in header else None
+    cases: list[tuple[str, list[str]]] = []
+    for b in range(len(body) // block):
+        rows_b = body[b * block : (b + 1) * block]
+        for i, row in enumerate(rows_b):
+            line = 2 + b * block + i  # 1-based line number in the file (header is line 1)
+            if len(row) < 3:
+                raise ValueError(f"{csv_path}: line {line} has {len(row)} columns; need >= 3 (index, image, mask).")
+            if rater_col is not None and rater_col < len(row) and row[rater_col].strip() != str(i):
+                raise ValueError(
+                    f"{csv_path}: line {line} has rater {row[rater_col]!r}, expected {i} "
+                    f"(blocks of rater 0..{num_raters})."
+                )
+        image = rows_b[0][1].strip().replace("\\", "/")
+        masks = [row[2].strip().replace("\\", "/") for row in rows_b[1:]]
+        if not image or not all(masks):
+            raise ValueError(f"{csv_path}: empty image or mask path in the block starting at line {2 + b * block}.")
+        cases.append((image, masks))
+    return cases
+
+
+def _train_val_indices(n: int, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
+    """The reference split: ``random_split`` of ``range(n)`` into ``int(n * (1 - val_fraction))`` and the rest."""
+    import torch
+    from torch.utils.data import random_split
+
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    n_train = int(n * round(1.0 - val_fraction, 12))
+    train, val = random_split(range(n), [n_train, n - n_train], generator=torch.Generator().manual_seed(seed))
+    return list(train.indices), list(val.indices)
+
+
+def convert_riga(
+    root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    size: int = 256,
+    seed: int = 27,
+    val_fraction: float = 0.2,
+) -> Path:
+    """Convert the preprocessed RIGA release (or :func:`~monai_lexu.data.synthetic.write_riga_like` output).
+
+    Reads the three CSVs, resizes images (bilinear) and masks (NEAREST) to ``size x size``, writes PNGs under
+    ``out_dir`` and ``out_dir/datalist.json`` (sections ``training`` / ``validation`` from BinRushed + MESSIDOR,
+    ``test`` = Magrabia). The input is never modified; ``out_dir`` may equal ``root``. Re-running overwrites the
+    outputs with identical files.
+
+    Args:
+        root: directory with ``Glaucoma_multirater_{BinRushed,MESSIDOR,Magrabia}.csv``.
+        out_dir: output directory (created).
+        size: output height and width.
+        seed: seed of the train / validation ``random_split`` (reference: 27).
+        val_fraction: validation fraction of the training pool (reference: 0.2).
+
+    Returns:
+        the path of the written ``datalist.json``.
+
+    Raises:
+        FileNotFoundError: if a CSV or a file it lists is missing (the message names the file, CSV and line).
+        ValueError: on a malformed CSV, an invalid ``size`` / ``val_fraction``, or if an input file lies inside
+            ``out_dir/images`` or ``out_dir/masks`` (it could be overwritten).
+    """
+    from PIL import Image
+    from tqdm import tqdm
+
+    if size < 1:
+        raise ValueError(f"convert_riga: size must be >= 1, got {size}.")
+    root = Path(root).resolve()
+    out_dir = Path(out_dir).resolve()
+    per_source: dict[str, list[tuple[str, list[str]]]] = {}
+    for source in RIGA_SOURCES:
+        per_source[source] = read_riga_csv(_csv_path(root, source))
+
+    out_images, out_masks = out_dir / "images", out_dir / "masks"
+    cases: dict[str, dict[str, Any]] = {}
+    order: dict[str, list[str]] = {s: [] for s in RIGA_SOURCES}
+    for source, entries in per_source.items():
+        csv_file = _csv_path(root, source)
+        for k, (image, masks) in enumerate(entries, start=1):
+            cid = f"{source}_{k:03d}"
+            line = 2 + (k - 1) * (1 + RIGA_NUM_RATERS)
+            inputs = [root / image] + [root / m for m in masks]
+            for p in inputs:
+                if not p.is_file():
+                    raise FileNotFoundError(f"{csv_file} (block at line {line}, case {cid}): file not found: {p}")
+                for out_sub in (out_images, out_masks):
+                    # compared case-insensitively: "Images" and "images" are one folder on macOS / Windows
+                    if any(str(out_sub).lower() == str(q).lower() for q in p.parents):
+                        raise ValueError(
+                            f"convert_riga: input file {p} lies inside the output folder {out_sub}; "
+                            "choose another out_dir so the input is never overwritten."
+                        )
+            cases[cid] = {"source": source, "source_image": image, "inputs": inputs}
+            order[source].append(cid)
+
+    out_images.mkdir(parents=True, exist_ok=True)
+    out_masks.mkdir(parents=True, exist_ok=True)
+    bilinear = Image.Resampling.BILINEAR
+    nearest = Image.Resampling.NEAREST
+    entries_out: dict[str, dict[str, Any]] = {}
+    for cid, info in tqdm(cases.items(), desc="RIGA -> PNG", unit="img"):
+        img_in, *mask_in = info["inputs"]
+        img_out = out_images / f"{cid}.png"
+        with Image.open(img_in) as im:
+            im.convert("RGB").resize((size, size), bilinear).save(img_out)
+        rater_out = []
+        for r, m in enumerate(mask_in, start=1):
+            m_out = out_masks / f"{cid}_r{r}.png"
+            with Image.open(m) as mk:
+                mk.convert("L").resize((size, size), nearest).save(m_out)
+            rater_out.append(str(m_out))
+        entries_out[cid] = {
+            "id": cid,
+            "image": str(img_out),
+            "raters": rater_out,
+            "source": info["source"],
+            "source_image": info["source_image"],
+        }
+
+    pool = [cid for s in RIGA_TRAIN_SOURCES for cid in order[s]]
+    train_idx, val_idx = _train_val_indices(len(pool), seed, val_fraction)
+    sections = {
+        "training": [entries_out[pool[i]] for i in train_idx],
+        "validation": [entries_out[pool[i]] for i in val_idx],
+        "test": [entries_out[cid] for s in RIGA_TEST_SOURCES for cid in order[s]],
+    }
+    return write_multirater_datalist(
+        out_dir / "datalist.json",
+        sections,
+        structures=RIGA_STRUCTURES,
+        name="riga",
+        description=(
+            f"RIGA optic disc / cup, {RIGA_NUM_RATERS} raters, converted from {root.name}/ by monai_lexu.data.riga."
+            f"convert_riga: images bilinear and masks nearest to {size}x{size}; training/validation = random_split "
+            f"of BinRushed+MESSIDOR ({1 - val_fraction:.2f}/{val_fraction:.2f}, seed {seed}); test = Magrabia."
+        ),
+        num_raters=RIGA_NUM_RATERS,
+        size=size,
+        split_seed=seed,
+        val_fraction=val_fraction,
+    )
+
+
+def _has_riga_csvs(directory: Path) -> bool:
+    return directory.is_dir() and any(_csv_path(directory, s).is_file() for s in RIGA_SOURCES)
+
+
+def ensure_riga_dataset(
+    dataset_dir: str | os.PathLike,
+    synthetic_kwargs: Mapping[str, Any] | None = None,
+    size: int = 256,
+    seed: int = 27,
+    val_fraction: float = 0.2,
+) -> Path:
+    """Return a RIGA datalist, converting the real data or generating a synthetic stand-in if needed.
+
+    In order: if ``dataset_dir/datalist.json`` exists it is returned as is; else if ``dataset_dir`` (or
+    ``dataset_dir/raw``) holds the RIGA CSVs they are converted into ``dataset_dir``; else, if ``dataset_dir`` is
+    missing or empty (or holds only a ``raw`` folder without CSVs), a RIGA-like synthetic set is written to
+    ``dataset_dir/raw`` (:func:`~monai_lexu.data.synthetic.write_riga_like`), converted into ``dataset_dir``, and a
+    WARNING is logged on the ``"monai_lexu"`` logger. Idempotent: later calls find ``datalist.json``.
+
+    Args:
+        dataset_dir: the data set directory.
+        synthetic_kwargs: keyword arguments of ``write_riga_like`` (e.g. ``{"num_per_source": {...}, "size": 64}``).
+        size: conversion size (see :func:`convert_riga`).
+        seed: split seed (see :func:`convert_riga`).
+        val_fraction: validation fraction (see :func:`convert_riga`).
+
+    Returns:
+        the path of ``dataset_dir/datalist.json``.
+
+    Raises:
+        FileNotFoundError: if ``dataset_dir`` holds other files but neither a datalist nor the RIGA CSVs.
+    """
+    dataset_dir = Path(dataset_dir)
+    datalist = dataset_dir / "datalist.json"
+    if datalist.is_file():
+        return datalist
+    if _has_riga_csvs(dataset_dir):
+        return convert_riga(dataset_dir, dataset_dir, size=size, seed=seed, val_fraction=val_fraction)
+    raw = dataset_dir / "raw"
+    if _has_riga_csvs(raw):
+        return convert_riga(raw, dataset_dir, size=size, seed=seed, val_fraction=val_fraction)
+    entries = [p.name for p in dataset_dir.iterdir()] if dataset_dir.is_dir() else []
+    if any(name != "raw" for name in entries):
+        raise FileNotFoundError(
+            f"{dataset_dir}: no datalist.json and no Glaucoma_multirater_*.csv (in it or in its 'raw' folder), but the "
+            f"folder is not empty ({sorted(entries)[:5]}...). Point to the RIGA release or to an empty folder."
+        )
+    from monai_lexu.data.synthetic import write_riga_like
+
+    write_riga_like(raw, **dict(synthetic_kwargs or {}))
+    out = convert_riga(raw, dataset_dir, size=size, seed=seed, val_fraction=val_fraction)
+    logger.warning(
+        "No RIGA data found in %s: generated a SYNTHETIC RIGA-like data set in %s and converted it to %s. "
+        "Results on it say nothing about real fundus images; to use real data, point to the folder of the RIGA "
+        "release (the one holding Glaucoma_multirater_*.csv) instead.",
+        dataset_dir,
+        raw,
+        out,
+    )
+    return out
