@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from monai_lexu.report import markdown_table, mean_std, write_csv, write_markdown
+from monai_lexu.report import markdown_table, mean_std, plot_reliability_diagram, write_csv, write_markdown
 
 if TYPE_CHECKING:
     from ignite.engine import Engine
@@ -62,9 +62,12 @@ class UncertaintyReport:
         id_key: key of the case id in the batch (the running index is used when absent).
         prefix: file name prefix.
         title: heading of the Markdown file.
+        calibration_bins: equal-width bins of the pooled reliability diagram (``<prefix>_reliability.png``) and of
+            the pooled ECE row (mean |confidence - observed frequency| weighted by pixel count, against the soft
+            label; see :func:`monai_lexu.metrics.reliability_curve`).
     """
 
-    METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL")
+    METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL", "ECE")
 
     def __init__(
         self,
@@ -77,12 +80,14 @@ class UncertaintyReport:
         id_key: str = "id",
         prefix: str = "metrics",
         title: str = "Uncertainty and segmentation metrics",
+        calibration_bins: int = 10,
     ) -> None:
         self.structures = list(structures)
         self.output_dir = Path(output_dir)
         self.prob_key, self.unc_key = prob_key, unc_key
         self.soft_label_key, self.var_key, self.id_key = soft_label_key, var_key, id_key
         self.prefix, self.title = prefix, title
+        self.calibration_bins = calibration_bins
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +95,8 @@ class UncertaintyReport:
         self.records: list[dict[str, Any]] = []
         self._unc_sums: list[torch.Tensor] = []
         self._var_sums: list[torch.Tensor] = []
+        # pooled reliability data: per structure and bin, sum of confidences, of soft labels, and pixel counts
+        self._calib = torch.zeros((3, len(self.structures), self.calibration_bins), dtype=torch.float64)
 
     def attach(self, engine: Engine) -> None:
         from ignite.engine import Events
@@ -101,7 +108,9 @@ class UncertaintyReport:
     def __call__(self, engine: Engine) -> None:
         self.iteration_completed(engine)
 
-    def add(self, prob: torch.Tensor, unc: torch.Tensor, soft_label: torch.Tensor, rater_var: torch.Tensor, case_id=None):
+    def add(
+        self, prob: torch.Tensor, unc: torch.Tensor, soft_label: torch.Tensor, rater_var: torch.Tensor, case_id=None
+    ):
         """Record one image.
 
         Args:
@@ -111,7 +120,12 @@ class UncertaintyReport:
             rater_var: variance of the valid raters (L, *S).
             case_id: identifier written to the per-image table.
         """
-        from monai_lexu.metrics import negative_log_likelihood, normalized_cross_correlation, soft_dice
+        from monai_lexu.metrics import (
+            negative_log_likelihood,
+            normalized_cross_correlation,
+            reliability_curve,
+            soft_dice,
+        )
 
         tensors = [torch.as_tensor(t).detach().float().cpu()[None] for t in (prob, unc, soft_label, rater_var)]
         p, u, s, v = tensors
@@ -126,6 +140,11 @@ class UncertaintyReport:
         ncc = normalized_cross_correlation(u, v)[0]
         dice = soft_dice(p, s)[0]
         nll = negative_log_likelihood(p, s)[0]
+        curve = reliability_curve(p, s, num_bins=self.calibration_bins)
+        counts = curve.counts.double()
+        self._calib[0] += torch.nan_to_num(curve.confidence.double()) * counts
+        self._calib[1] += torch.nan_to_num(curve.frequency.double()) * counts
+        self._calib[2] += counts
         record: dict[str, Any] = {"id": len(self.records) if case_id is None else case_id}
         for i, name in enumerate(self.structures):
             record[f"unc_sum_{name}"] = float(self._unc_sums[-1][i])
@@ -161,14 +180,24 @@ class UncertaintyReport:
         enough = len(self.records) >= 3
         sr = spearman_correlation(unc, var) if enough else torch.full((len(self.structures),), float("nan"))
         dc = distance_correlation(unc, var) if enough else torch.full((len(self.structures),), float("nan"))
+        conf, freq, counts = self.reliability()
+        ece = (torch.nan_to_num((conf - freq).abs()) * counts).sum(-1) / counts.sum(-1).clamp_min(1)
         out: dict[str, dict[str, float | list[float]]] = {}
         for i, name in enumerate(self.structures):
             out[name] = {
                 "SR": float(sr[i]),
                 "DC": float(dc[i]),
+                "ECE": float(ece[i]),
                 **{m: [r[f"{m}_{name}"] for r in self.records] for m in ("NCC", "soft_dice", "NLL")},
             }
         return out
+
+    def reliability(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pooled reliability data over every pixel seen: mean confidence, observed frequency, counts, each (L, M)."""
+        sums_conf, sums_freq, counts = self._calib
+        safe = counts.clamp_min(1)
+        nan = torch.full_like(counts, float("nan"))
+        return torch.where(counts > 0, sums_conf / safe, nan), torch.where(counts > 0, sums_freq / safe, nan), counts
 
     def completed(self, engine: Engine | None = None) -> dict[str, dict[str, float]]:
         """Compute the summary, write the files, log the table; returns ``{structure: {metric: mean}}``."""
@@ -194,7 +223,8 @@ class UncertaintyReport:
         text = (
             f"# {self.title}\n\n{n} images. SR/DC: correlation across images of the per-image sums of the "
             "uncertainty map and of the rater variance; NCC: per-image pixel correlation of the two maps; "
-            "soft Dice and NLL against the soft label; mean ± std over images.\n\n" + table
+            "soft Dice and NLL against the soft label (mean ± std over images); ECE pooled over all pixels against "
+            "the soft label.\n\n" + table
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_markdown(self.output_dir / f"{self.prefix}_summary.md", text)
@@ -203,6 +233,12 @@ class UncertaintyReport:
             [{"metric": m, **{s: means[s][m] for s in self.structures}} for m in self.METRICS],
         )
         write_csv(self.output_dir / f"{self.prefix}_per_image.csv", self.records)
+        plot_reliability_diagram(
+            *(t.numpy() for t in self.reliability()),
+            self.structures,
+            self.output_dir / f"{self.prefix}_reliability.png",
+            title=f"{self.title}: reliability against the soft label",
+        )
         (self.output_dir / f"{self.prefix}.json").write_text(json.dumps({"num_images": n, "mean": means}, indent=2))
         logger.info("\n%s", text)
         print(text, flush=True)

@@ -1,0 +1,77 @@
+"""Tests for monai_lexu.handlers.uncertainty_report."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from monai_lexu.handlers import UncertaintyReport, from_engine_output
+
+
+def _case(scale: float, seed: int):
+    """One image, L=2, 4x4: rater variance with structure; uncertainty = scale * variance (perfectly correlated)."""
+    g = torch.Generator().manual_seed(seed)
+    var = torch.rand((2, 4, 4), generator=g) * 0.25
+    soft = (torch.rand((2, 4, 4), generator=g) > 0.5).float()
+    return {"prob": soft.clone(), "unc": var * scale, "label": {"soft_label": soft, "rater_var": var}}
+
+
+def test_report_known_answers(tmp_path):
+    report = UncertaintyReport(["disc", "cup"], tmp_path, prefix="m")
+    for i, scale in enumerate([1.0, 2.0, 3.0, 4.0, 5.0]):
+        c = _case(scale, i)
+        report.add(c["prob"], c["unc"], c["label"]["soft_label"], c["label"]["rater_var"], case_id=f"case{i}")
+    means = report.completed()
+    for s in ("disc", "cup"):
+        # unc = scale * var per image: NCC is exactly 1 everywhere
+        assert means[s]["NCC"] == pytest.approx(1.0, abs=1e-6)
+        # prob == soft label, binary: soft Dice 1 at every threshold, NLL = -log(1 - eps) ~ 1e-5
+        assert means[s]["soft_dice"] == pytest.approx(1.0, abs=1e-6)
+        assert means[s]["NLL"] == pytest.approx(0.0, abs=1e-4)
+        assert -1.0 <= means[s]["SR"] <= 1.0 and 0.0 <= means[s]["DC"] <= 1.0
+    rows = list(csv.DictReader((tmp_path / "m_per_image.csv").open()))
+    assert [r["id"] for r in rows] == [f"case{i}" for i in range(5)]
+    # per-image sums are written: unc_sum = scale * var_sum
+    assert float(rows[2]["unc_sum_cup"]) == pytest.approx(3.0 * float(rows[2]["var_sum_cup"]), rel=1e-5)
+    assert json.loads((tmp_path / "m.json").read_text())["num_images"] == 5
+    md = (tmp_path / "m_summary.md").read_text()
+    assert "| metric | disc | cup |" in md and "| NCC | 1.000 ± 0.000 | 1.000 ± 0.000 |" in md
+
+
+def test_report_spearman_is_rank_correlation_of_sums(tmp_path):
+    report = UncertaintyReport(["a"], tmp_path)
+    var_sums = [1.0, 4.0, 2.0, 3.0]
+    unc_sums = [10.0, 40.0, 30.0, 20.0]  # ranks (1,4,3,2) vs (1,4,2,3): rho = 1 - 6*2/(4*15) = 0.8
+    for v, u in zip(var_sums, unc_sums):
+        var = torch.tensor([[[v / 4] * 2] * 2])  # (1,2,2) sums to v
+        unc = torch.tensor([[[u / 4] * 2] * 2])
+        report.add(torch.zeros_like(var), unc, torch.zeros_like(var), var)
+    assert report.completed()["a"]["SR"] == pytest.approx(0.8)
+
+
+def test_report_with_ignite_engine(tmp_path):
+    from ignite.engine import Engine
+
+    batches = [[_case(float(i + 1), i)] for i in range(4)]
+    engine = Engine(lambda e, b: b)
+    UncertaintyReport(["disc", "cup"], tmp_path, prefix="e").attach(engine)
+    engine.run(batches, max_epochs=1)
+    assert engine.state.metrics["NCC_cup"] == pytest.approx(1.0, abs=1e-6)
+    assert (tmp_path / "e_summary.csv").is_file()
+
+
+def test_report_errors(tmp_path):
+    report = UncertaintyReport(["disc", "cup"], tmp_path)
+    with pytest.raises(RuntimeError, match="no image"):
+        report.completed()
+    with pytest.raises(ValueError, match="case x"):
+        report.add(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4), torch.zeros(1, 4, 4), torch.zeros(2, 4, 4), "x")
+
+
+def test_from_engine_output_looks_inside_label():
+    out = [_case(1.0, 0), _case(2.0, 1)]
+    prob, soft = from_engine_output(["prob", "soft_label"])(out)
+    assert len(prob) == 2 and torch.equal(soft[1], out[1]["label"]["soft_label"])
