@@ -30,7 +30,6 @@ from .synthetic import (
 )
 
 
-
 def __getattr__(name: str):
     # the collate imports MONAI (several seconds); keep `data_prep` command lines fast by importing it on first use
     if name == "pad_rater_collate":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from monai.networks.layers.factories import Conv
@@ -21,7 +22,7 @@ from torch import nn
 __all__ = ["MultiHeadUNet", "split_heads", "BACKBONES", "HEAD_MODES"]
 
 BACKBONES = ("resnet50", "plain")
-HEAD_MODES = ("decoder", "encoder_decoder")
+HEAD_MODES = ("decoder", "encoder_decoder", "last")
 _RESNET50_CHANNELS = (64, 256, 512, 1024, 2048)
 _MODES_2D = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 _MODES_3D = ("nearest", "nearest-exact", "trilinear", "area")
@@ -68,9 +69,10 @@ class _PlainEncoder(nn.Module):
         dropout: float,
     ) -> None:
         super().__init__()
-        levels: list[nn.Module] = [TwoConv(spatial_dims, in_channels, features[0], act, norm, True, dropout)]
+        drop = dropout if dropout > 0 else None  # None: no (p=0) dropout modules at all
+        levels: list[nn.Module] = [TwoConv(spatial_dims, in_channels, features[0], act, norm, True, drop)]
         for prev, cur in zip(features[:-1], features[1:]):
-            levels.append(Down(spatial_dims, prev, cur, act, norm, True, dropout))
+            levels.append(Down(spatial_dims, prev, cur, act, norm, True, drop))
         self.levels = nn.ModuleList(levels)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -113,7 +115,7 @@ class _Decoder(nn.Module):
                     act=act,
                     norm=norm,
                     bias=bias,
-                    dropout=dropout,
+                    dropout=dropout if dropout > 0 else None,  # type: ignore[arg-type]
                     upsample=upsample,
                     pre_conv=None if upsample == "nontrainable" else "default",
                     interp_mode="nearest",
@@ -174,7 +176,8 @@ class MultiHeadUNet(nn.Module):
         in_channels: number of input channels ``C``.
         out_channels: number of structures ``L`` per head (independent sigmoid channels, no background).
         backbone: ``"resnet50"`` or ``"plain"``.
-        heads: ``"decoder"`` (LEXU) or ``"encoder_decoder"`` (Layer Ensembles).
+        heads: ``"decoder"`` (LEXU), ``"encoder_decoder"`` (Layer Ensembles) or ``"last"`` (one head on the
+            final decoder stage: the plain single-head U-Net of the baselines).
         features: channels of the plain encoder levels (plain backbone only), at least 2 levels.
         decoder_channels: output channels of the 5 resnet50 decoder stages (resnet50 only), SMP default.
         upsample_mode: interpolation of the head logits to the input size.
@@ -274,6 +277,8 @@ class MultiHeadUNet(nn.Module):
             )
         self.encoder_heads = heads == "encoder_decoder"
         head_in = (enc_channels if self.encoder_heads else []) + dec_channels
+        if heads == "last":  # the same network with a single head: baselines (Deep Ensembles members) and benchmarks
+            head_in = head_in[-1:]
         conv = Conv[Conv.CONV, spatial_dims]
         self.heads = nn.ModuleList([conv(c, out_channels, kernel_size=1) for c in head_in])
         self.num_heads = len(head_in)
@@ -288,7 +293,9 @@ class MultiHeadUNet(nn.Module):
             mode = "bilinear" if spatial_dims == 2 else "trilinear"
         allowed = _MODES_2D if spatial_dims == 2 else _MODES_3D
         if mode not in allowed:
-            raise ValueError(f"upsample_mode {mode!r} is not valid for spatial_dims={spatial_dims}; use one of {allowed}.")
+            raise ValueError(
+                f"upsample_mode {mode!r} is not valid for spatial_dims={spatial_dims}; use one of {allowed}."
+            )
         return mode
 
     def load_pretrained(self, path: str | Path) -> None:
@@ -366,6 +373,7 @@ class MultiHeadUNet(nn.Module):
         if self.encoder_heads:
             feats.extend(enc)
         feats.extend(dec)
+        feats = feats[len(feats) - self.num_heads :]
         outputs: list[torch.Tensor] = []
         for i, head in enumerate(self.heads):
             z = head(feats[i])

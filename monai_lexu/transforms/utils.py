@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import torch
 from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor
