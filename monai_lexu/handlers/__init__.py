@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .uncertainty_report import UncertaintyReport, from_engine_output
+from .uncertainty_report import UncertaintyReport, from_engine_output, loss_terms_output
 
-__all__ = ["UncertaintyReport", "from_engine_output"]
+__all__ = ["UncertaintyReport", "from_engine_output", "loss_terms_output"]

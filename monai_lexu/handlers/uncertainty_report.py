@@ -15,7 +15,7 @@ from monai_lexu.report import markdown_table, mean_std, plot_reliability_diagram
 if TYPE_CHECKING:
     from ignite.engine import Engine
 
-__all__ = ["UncertaintyReport", "from_engine_output"]
+__all__ = ["UncertaintyReport", "from_engine_output", "loss_terms_output"]
 
 logger = logging.getLogger("monai_lexu")
 
@@ -39,6 +39,25 @@ def from_engine_output(keys: Sequence[str]):
     def _transform(data: Any) -> tuple:
         items = data if isinstance(data, list) else [data]
         return tuple([_lookup(k, item) for item in items] for k in keys)
+
+    return _transform
+
+
+def loss_terms_output(loss_function: Any):
+    """Output transform for ``StatsHandler``/``TensorBoardStatsHandler`` on a trainer: the loss and its terms.
+
+    Returns ``{"loss": total, **loss_function.last_terms}`` as floats (e.g. ``seg`` and ``dgm`` of
+    :class:`monai_lexu.losses.LEXULoss`), so the log shows how the segmentation and disagreement terms evolve.
+    Works with ``decollate=False`` (output is a dict) and with decollated outputs (a list of dicts).
+    """
+
+    def _transform(output: Any) -> dict[str, float]:
+        first = output[0] if isinstance(output, list) else output
+        terms = {"loss": float(first["loss"])}
+        for name, value in getattr(loss_function, "last_terms", {}).items():
+            if name != "loss":
+                terms[name] = float(value)
+        return terms
 
     return _transform
 
@@ -241,7 +260,6 @@ class UncertaintyReport:
         )
         (self.output_dir / f"{self.prefix}.json").write_text(json.dumps({"num_images": n, "mean": means}, indent=2))
         logger.info("\n%s", text)
-        print(text, flush=True)
         if engine is not None:
             for s in self.structures:
                 for m in self.METRICS:
