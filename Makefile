@@ -6,7 +6,7 @@ PIP := $(PYTHON) -m pip
 TORCH ?= torch==2.13.0
 RIGA := bundles/lexu_riga/configs
 RIGA_CPU := $(RIGA)/cpu_small.json
-PYTEST_ARGS ?= -n 2 --durations=15
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
 .PHONY: install quickstart test lint format
 

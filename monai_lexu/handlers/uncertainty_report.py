@@ -53,10 +53,10 @@ def loss_terms_output(loss_function: Any):
 
     def _transform(output: Any) -> dict[str, float]:
         first = output[0] if isinstance(output, list) else output
-        terms = {"loss": float(first["loss"])}
+        terms = {"loss": float(torch.as_tensor(first["loss"]).detach())}
         for name, value in getattr(loss_function, "last_terms", {}).items():
             if name != "loss":
-                terms[name] = float(value)
+                terms[name] = float(torch.as_tensor(value).detach())
         return terms
 
     return _transform

@@ -75,3 +75,15 @@ def test_from_engine_output_looks_inside_label():
     out = [_case(1.0, 0), _case(2.0, 1)]
     prob, soft = from_engine_output(["prob", "soft_label"])(out)
     assert len(prob) == 2 and torch.equal(soft[1], out[1]["label"]["soft_label"])
+
+
+def test_loss_terms_output_reads_the_loss_and_its_terms():
+    from monai_lexu.handlers import loss_terms_output
+
+    class _Loss:
+        last_terms = {"seg": torch.tensor(0.5), "dgm": torch.tensor(0.25), "loss": torch.tensor(9.0)}
+
+    loss = torch.tensor(1.75, requires_grad=True) * 1.0
+    transform = loss_terms_output(_Loss())
+    assert transform({"loss": loss}) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
+    assert transform([{"loss": loss}, {"loss": loss}]) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
