@@ -66,8 +66,10 @@ class UncertaintyReport:
     """Evaluate every image's probability and uncertainty maps and write the per-structure table of the LEXU paper.
 
     Per image and structure it records the uncertainty sum and the rater-variance sum (for SR and DC across images),
-    the pixel-level NCC between the two maps, the soft Dice of the probability against the soft label and the
-    binary NLL (see :mod:`monai_lexu.metrics` for each exact definition). When the engine completes it writes
+    the pixel-level NCC between the two maps, the soft Dice of the probability against the soft label, the
+    binary NLL, Jungo's weighted mean entropy (WME, predictive entropy weighted by the raters' entropy; NaN and left
+    out for an image without disagreement) and mean entropy (ME), and pooled calibration data (see
+    :mod:`monai_lexu.metrics` for each exact definition). When the engine completes it writes
     ``<prefix>_summary.csv``/``.md``, ``<prefix>_per_image.csv`` and ``<prefix>.json`` in ``output_dir``, logs the
     Markdown table, and puts the summary numbers into ``engine.state.metrics`` (e.g. ``SR_cup``).
 
@@ -86,7 +88,8 @@ class UncertaintyReport:
             label; see :func:`monai_lexu.metrics.reliability_curve`).
     """
 
-    METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL", "ECE")
+    METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE")
+    PER_IMAGE = ("NCC", "soft_dice", "NLL", "WME", "ME")
 
     def __init__(
         self,
@@ -140,10 +143,12 @@ class UncertaintyReport:
             case_id: identifier written to the per-image table.
         """
         from monai_lexu.metrics import (
+            mean_entropy,
             negative_log_likelihood,
             normalized_cross_correlation,
             reliability_curve,
             soft_dice,
+            weighted_mean_entropy,
         )
 
         tensors = [torch.as_tensor(t).detach().float().cpu()[None] for t in (prob, unc, soft_label, rater_var)]
@@ -159,6 +164,8 @@ class UncertaintyReport:
         ncc = normalized_cross_correlation(u, v)[0]
         dice = soft_dice(p, s)[0]
         nll = negative_log_likelihood(p, s)[0]
+        wme = weighted_mean_entropy(p, s)[0]
+        me = mean_entropy(p)[0]
         curve = reliability_curve(p, s, num_bins=self.calibration_bins)
         counts = curve.counts.double()
         self._calib[0] += torch.nan_to_num(curve.confidence.double()) * counts
@@ -171,6 +178,8 @@ class UncertaintyReport:
             record[f"NCC_{name}"] = float(ncc[i])
             record[f"soft_dice_{name}"] = float(dice[i])
             record[f"NLL_{name}"] = float(nll[i])
+            record[f"WME_{name}"] = float(wme[i])
+            record[f"ME_{name}"] = float(me[i])
         self.records.append(record)
 
     def iteration_completed(self, engine: Engine) -> None:
@@ -207,7 +216,7 @@ class UncertaintyReport:
                 "SR": float(sr[i]),
                 "DC": float(dc[i]),
                 "ECE": float(ece[i]),
-                **{m: [r[f"{m}_{name}"] for r in self.records] for m in ("NCC", "soft_dice", "NLL")},
+                **{m: [r[f"{m}_{name}"] for r in self.records] for m in self.PER_IMAGE},
             }
         return out
 
@@ -242,8 +251,8 @@ class UncertaintyReport:
         text = (
             f"# {self.title}\n\n{n} images. SR/DC: correlation across images of the per-image sums of the "
             "uncertainty map and of the rater variance; NCC: per-image pixel correlation of the two maps; "
-            "soft Dice and NLL against the soft label (mean ± std over images); ECE pooled over all pixels against "
-            "the soft label.\n\n" + table
+            "soft Dice, NLL, WME (predictive entropy weighted by the raters' entropy) and ME against the soft label "
+            "(mean ± std over images); ECE pooled over all pixels against the soft label.\n\n" + table
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_markdown(self.output_dir / f"{self.prefix}_summary.md", text)

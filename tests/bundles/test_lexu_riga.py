@@ -76,7 +76,7 @@ def test_evaluate_writes_the_metric_table(trained):
     )
     out = trained / "eval"
     summary = {r["metric"]: r for r in csv.DictReader((out / "metrics_test_summary.csv").open())}
-    assert set(summary) == {"SR", "DC", "NCC", "soft_dice", "NLL", "ECE"}
+    assert set(summary) == {"SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"}
     for structure in ("disc", "cup"):
         assert 0.0 <= float(summary["soft_dice"][structure]) <= 1.0
         assert float(summary["NLL"][structure]) > 0.0

@@ -87,3 +87,15 @@ def test_loss_terms_output_reads_the_loss_and_its_terms():
     transform = loss_terms_output(_Loss())
     assert transform({"loss": loss}) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
     assert transform([{"loss": loss}, {"loss": loss}]) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
+
+
+def test_report_wme_and_me_known_answer(tmp_path):
+    # one 1x2 image: soft label (0.5, 0) -> expert entropy (1, 0) bits; prob (0.5, 0.5) -> predictive entropy (1, 1)
+    # WME = (1*1 + 0*1) / (1 + 0) = 1; ME = (1 + 1) / 2 = 1
+    # second image: prob (0.5, 0) -> entropies (1, 0): WME = 1, ME = 0.5
+    report = UncertaintyReport(["a"], tmp_path)
+    soft = torch.tensor([[[0.5, 0.0]]])
+    report.add(torch.tensor([[[0.5, 0.5]]]), torch.rand(1, 1, 2), soft, torch.rand(1, 1, 2))
+    report.add(torch.tensor([[[0.5, 0.0]]]), torch.rand(1, 1, 2), soft, torch.rand(1, 1, 2))
+    means = report.completed()
+    assert means["a"]["WME"] == pytest.approx(1.0) and means["a"]["ME"] == pytest.approx(0.75, abs=1e-4)
