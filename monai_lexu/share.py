@@ -1,0 +1,553 @@
+"""Share a trained bundle as a versioned zip that ``python -m monai.bundle download`` installs.
+
+The archive follows the MONAI Bundle Specification: ``<name>_v<version>.zip`` holds one top folder ``<name>/`` with
+``configs/`` (``metadata.json``, ``inference.json``, ...), ``docs/``, ``models/model.pt`` (and ``models/model.ts`` on
+request) and ``LICENSE``. MONAI's ``download(name=..., url=...)`` saves the file as ``<bundle_dir>/<name>.zip`` and
+extracts it into ``<bundle_dir>``, so the top folder must be the bundle name given to ``--name``.
+
+Command line::
+
+    python -m monai_lexu.share pack bundles/lexu_riga --out dist [--version 0.2.0] [--ckpt models/model.pt] \\
+        [--include-ts] [--config configs/cpu_small.json] [--set features=[8,16,32,64]]
+    python -m monai_lexu.share info dist/lexu_riga_v0.1.0.zip
+
+Before writing anything ``pack`` checks the bundle: ``configs/metadata.json`` is valid against the shipped schema
+``monai_lexu/schemas/bundle_metadata_schema.json`` and its ``version`` has a ``changelog`` entry (the model-zoo
+rule), ``LICENSE`` exists, and the weights load (strictly) into the network built from ``configs/inference.json``'s
+``network_def`` with ``bundle_root`` set to the bundle. Weights trained with an override config (e.g. the CPU
+configuration) need the same override for this check: ``--config configs/cpu_small.json`` and/or ``--set KEY=VALUE``.
+
+Only ``configs/``, ``docs/``, ``scripts/`` (custom bundle code, when present), ``large_files.yml`` (when present),
+``LICENSE`` and the chosen weights are packed; ``data/``, ``eval/``, ``runs/``, ``__pycache__``, hidden files and
+other caches never are. The zip is deterministic (sorted entries, fixed timestamps and permissions, fixed
+compression level), so packing the same bundle twice gives the same md5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_FILE",
+    "PackResult",
+    "md5sum",
+    "validate_metadata",
+    "check_weights",
+    "check_bundle",
+    "bundle_files",
+    "write_deterministic_zip",
+    "pack_bundle",
+    "bundle_info",
+    "main",
+]
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "bundle_metadata_schema.json"
+
+# fixed zip entry metadata: the earliest date a zip can store, regular file rw-r--r-- created on unix
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+_ZIP_MODE = 0o100644
+_ZIP_LEVEL = 6
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_PACKED_DIRS = ("configs", "docs", "scripts")
+_PACKED_FILES = ("LICENSE", "large_files.yml", "large_files.yaml", "large_files.json")
+_SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
+
+
+@dataclass
+class PackResult:
+    """What :func:`pack_bundle` wrote.
+
+    Attributes:
+        path: the zip, ``<out>/<name>_v<version>.zip``.
+        md5: hex md5 of the zip (also written to ``<zip>.md5`` in ``md5sum`` format).
+        size: zip size in bytes.
+        name: bundle name (top folder of the archive).
+        version: packed ``metadata.json`` version.
+        entries: archive member names, sorted.
+    """
+
+    path: Path
+    md5: str
+    size: int
+    name: str
+    version: str
+    entries: list[str] = field(default_factory=list)
+
+
+def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex md5 digest of a file (the hash type of the model zoo's ``large_files.yml``)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_metadata(metadata: Mapping[str, Any] | str | os.PathLike, schema: str | os.PathLike | None = None) -> dict:
+    """Validate a bundle ``metadata.json`` against the shipped schema and the model-zoo version rule.
+
+    Args:
+        metadata: the parsed metadata or the path of ``metadata.json``.
+        schema: JSON schema file; defaults to :data:`SCHEMA_FILE`.
+
+    Returns:
+        The metadata as a dict.
+
+    Raises:
+        FileNotFoundError: the metadata or schema file does not exist.
+        ValueError: the file is not JSON, violates the schema (every violation is listed with its JSON path), or its
+            ``version`` has no ``changelog`` entry.
+    """
+    import jsonschema
+
+    source = "metadata"
+    if not isinstance(metadata, Mapping):
+        source = str(metadata)
+        if not Path(metadata).is_file():
+            raise FileNotFoundError(f"bundle metadata not found: {source}")
+        try:
+            metadata = json.loads(Path(metadata).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source} is not valid JSON: {e}") from e
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"{source} must hold a JSON object, got {type(metadata).__name__}")
+    schema_path = Path(schema) if schema is not None else SCHEMA_FILE
+    if not schema_path.is_file():
+        raise FileNotFoundError(f"metadata schema not found: {schema_path}")
+    schema_obj = json.loads(schema_path.read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema_obj)(schema_obj)
+    errors = sorted(validator.iter_errors(dict(metadata)), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"  {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+        raise ValueError(f"{source} does not match the schema {schema_path.name}:\n" + "\n".join(lines))
+    version = metadata["version"]
+    if version not in metadata.get("changelog", {}):
+        raise ValueError(f"{source}: version {version!r} has no entry in 'changelog' (model-zoo rule)")
+    return dict(metadata)
+
+
+def _load_state_dict(ckpt: Path) -> dict:
+    """A plain state dict from ``ckpt`` (also accepts MONAI's ``{"model": state_dict}`` checkpoints)."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot load the weights file {ckpt}: {e}") from e
+    if isinstance(state, Mapping) and set(state) == {"model"} and isinstance(state["model"], Mapping):
+        state = state["model"]
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"the weights file {ckpt} does not hold a state dict (got {type(state).__name__})")
+    return dict(state)
+
+
+def _state_dict_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any], show: int = 3) -> str:
+    """A short description of how ``found`` differs from ``expected`` (keys and shapes); ``""`` when they match."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {tuple(found[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f", ... ({len(items) - show} more)" if len(items) > show else ""
+            parts.append(f"{len(items)} {label} ({', '.join(items[:show])}{more})")
+    return "; ".join(parts)
+
+
+def check_weights(
+    bundle_dir: str | os.PathLike,
+    ckpt: str | os.PathLike = "models/model.pt",
+    configs: Sequence[str | os.PathLike] = (),
+    overrides: Mapping[str, Any] | None = None,
+    net_id: str = "network_def",
+) -> int:
+    """Check that the weights load strictly into the network of ``configs/inference.json``.
+
+    The network is built with :class:`monai.bundle.ConfigParser` from ``configs/inference.json`` followed by
+    ``configs`` (later files win), with ``bundle_root`` set to ``bundle_dir`` and then ``overrides`` applied.
+
+    Args:
+        bundle_dir: the bundle directory.
+        ckpt: weights file, relative to ``bundle_dir`` or absolute.
+        configs: extra override config files (relative to ``bundle_dir`` or absolute), e.g. ``configs/cpu_small.json``
+            for weights trained with the CPU configuration.
+        overrides: config ids and values set after reading, e.g. ``{"features": [8, 16, 32, 64]}``.
+        net_id: config id of the network definition.
+
+    Returns:
+        The number of tensors loaded.
+
+    Raises:
+        FileNotFoundError: the weights file, ``configs/inference.json`` or an override config is missing.
+        ValueError: the network cannot be built, or the weights do not fit it (missing/unexpected keys or shapes).
+    """
+    from monai.bundle import ConfigParser
+
+    bundle = Path(bundle_dir).resolve()
+    ckpt_path = _resolve(bundle, ckpt)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"weights file not found: {ckpt_path} (train the bundle first or pass --ckpt)")
+    files = [bundle / "configs" / "inference.json", *(_resolve(bundle, c) for c in configs)]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"config file not found: {f}")
+    parser = ConfigParser()
+    parser.read_config([str(f) for f in files])
+    parser["bundle_root"] = str(bundle)
+    for key, value in (overrides or {}).items():
+        parser[key] = value
+    if net_id not in parser:
+        raise ValueError(f"'{net_id}' is not defined in {', '.join(str(f) for f in files)}")
+    try:
+        net = parser.get_parsed_content(net_id, instantiate=True)
+    except Exception as e:
+        raise ValueError(f"cannot build '{net_id}' from {', '.join(str(f) for f in files)}: {e}") from e
+    state = _load_state_dict(ckpt_path)
+    problems = _state_dict_mismatch(net.state_dict(), state)
+    if problems:
+        used = ", ".join(str(f.relative_to(bundle) if f.is_relative_to(bundle) else f) for f in files)
+        raise ValueError(
+            f"the weights {ckpt_path} do not fit the network '{net_id}' built from {used} with overrides "
+            f"{dict(overrides or {})}: {problems}.\nIf the model was trained with an override config, pass the same "
+            "override, e.g. --config configs/cpu_small.json --set features=[8,16,32,64]"
+        )
+    net.load_state_dict(state, strict=True)
+    return len(state)
+
+
+def check_bundle(
+    bundle_dir: str | os.PathLike,
+    ckpt: str | os.PathLike = "models/model.pt",
+    include_ts: bool = False,
+    configs: Sequence[str | os.PathLike] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> dict:
+    """Run every check of :func:`pack_bundle` without writing anything.
+
+    Checks, in order: the bundle directory exists; ``configs/metadata.json`` is valid (:func:`validate_metadata`);
+    ``LICENSE`` and ``configs/inference.json`` exist; the weights load into the network (:func:`check_weights`);
+    with ``include_ts``, ``models/model.ts`` exists and ``torch.jit.load`` reads it.
+
+    Returns:
+        The bundle's metadata.
+
+    Raises:
+        FileNotFoundError: a required file is missing (the message names it).
+        ValueError: invalid metadata or weights.
+    """
+    bundle = Path(bundle_dir).resolve()
+    if not bundle.is_dir():
+        raise FileNotFoundError(f"bundle directory not found: {bundle}")
+    metadata = validate_metadata(bundle / "configs" / "metadata.json")
+    for required in ("LICENSE", "configs/inference.json"):
+        if not (bundle / required).is_file():
+            raise FileNotFoundError(f"required bundle file not found: {bundle / required}")
+    check_weights(bundle, ckpt, configs=configs, overrides=overrides)
+    if include_ts:
+        ts = bundle / "models" / "model.ts"
+        if not ts.is_file():
+            raise FileNotFoundError(
+                f"{ts} not found: export it first with `python -m monai.bundle ckpt_export --net_id network_def "
+                f"--filepath {ts} --ckpt_file {_resolve(bundle, ckpt)} --config_file <inference configs> "
+                f"--bundle_root {bundle}`"
+            )
+        import torch
+
+        try:
+            torch.jit.load(str(ts), map_location="cpu")
+        except Exception as e:
+            raise ValueError(f"cannot load the TorchScript model {ts}: {e}") from e
+    return metadata
+
+
+def _skipped(rel: Path) -> bool:
+    return any(p in _SKIP_DIRS or p.startswith(".") for p in rel.parts) or rel.name.endswith(_SKIP_SUFFIXES)
+
+
+def bundle_files(
+    bundle_dir: str | os.PathLike, ckpt: str | os.PathLike = "models/model.pt", include_ts: bool = False
+) -> dict[str, Path]:
+    """The files to pack, as ``{archive path below the top folder: source file}``.
+
+    ``configs/``, ``docs/`` and ``scripts/`` are packed recursively without caches, hidden files and editor
+    leftovers; ``LICENSE`` and ``large_files.*`` when present; ``ckpt`` is packed as ``models/model.pt`` (the file
+    name the bundle configs load); ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``,
+    ``runs/``, other model files) is ever packed.
+    """
+    bundle = Path(bundle_dir).resolve()
+    files: dict[str, Path] = {}
+    for top in _PACKED_DIRS:
+        root = bundle / top
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            rel = path.relative_to(bundle)
+            if path.is_file() and not _skipped(rel):
+                files[rel.as_posix()] = path
+    for name in _PACKED_FILES:
+        if (bundle / name).is_file():
+            files[name] = bundle / name
+    files["models/model.pt"] = _resolve(bundle, ckpt)
+    if include_ts:
+        files["models/model.ts"] = bundle / "models" / "model.ts"
+    return dict(sorted(files.items()))
+
+
+def write_deterministic_zip(path: str | os.PathLike, members: Mapping[str, bytes | Path]) -> list[str]:
+    """Write a zip whose bytes depend only on the member names and contents.
+
+    Entries are sorted by name, carry the timestamp 1980-01-01 00:00:00 and mode ``rw-r--r--``, and are deflated at
+    a fixed level; no directory entries are written (``unzip`` and MONAI's extractor create them). The file is
+    written to a temporary name and renamed, so a failed run leaves no partial zip.
+
+    Args:
+        path: output zip.
+        members: archive name -> content (bytes) or source file.
+
+    Returns:
+        The member names in archive order.
+    """
+    path = Path(path)
+    names = sorted(members)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as zf:
+            for name in names:
+                info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.create_system = 3
+                info.external_attr = _ZIP_MODE << 16
+                content = members[name]
+                data = content if isinstance(content, bytes) else Path(content).read_bytes()
+                zf.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return names
+
+
+def _bumped_metadata(metadata: dict, version: str, note: str | None) -> bytes:
+    """The metadata with ``version`` set and a changelog line for it put first (newest first, as the model zoo)."""
+    old = metadata["version"]
+    changelog = dict(metadata.get("changelog", {}))
+    entry = changelog.pop(version, None) or note or f"packed from version {old} by monai_lexu.share"
+    out = dict(metadata)
+    out["version"] = version
+    out["changelog"] = {version: entry, **changelog}
+    return (json.dumps(out, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def pack_bundle(
+    bundle_dir: str | os.PathLike,
+    out_dir: str | os.PathLike = "dist",
+    version: str | None = None,
+    ckpt: str | os.PathLike = "models/model.pt",
+    include_ts: bool = False,
+    name: str | None = None,
+    configs: Sequence[str | os.PathLike] = (),
+    overrides: Mapping[str, Any] | None = None,
+    changelog: str | None = None,
+) -> PackResult:
+    """Check a bundle and pack it as ``<out_dir>/<name>_v<version>.zip`` (plus ``<zip>.md5``).
+
+    Args:
+        bundle_dir: the bundle directory, e.g. ``bundles/lexu_riga``.
+        out_dir: output directory (created); must not lie inside a packed folder of the bundle.
+        version: packed version; defaults to ``metadata.json``'s ``version``. A different value is written into the
+            packed ``metadata.json`` (the bundle's own file is not changed) with a changelog line.
+        ckpt: weights file (relative to ``bundle_dir`` or absolute), packed as ``models/model.pt``.
+        include_ts: also pack ``models/model.ts`` (must exist and load with ``torch.jit.load``).
+        name: bundle name, i.e. the archive's top folder and the ``--name`` to give ``monai.bundle download``;
+            defaults to the directory name of ``bundle_dir``.
+        configs: extra override configs used only to check the weights (see :func:`check_weights`).
+        overrides: config overrides used only to check the weights.
+        changelog: changelog text for a new ``version`` (default: ``"packed from version <old> by
+            monai_lexu.share"``).
+
+    Returns:
+        A :class:`PackResult`.
+
+    Raises:
+        FileNotFoundError: missing bundle, metadata, LICENSE, inference config or weights.
+        ValueError: invalid metadata, version or name, weights that do not fit the network, or ``out_dir`` inside
+            the packed content.
+    """
+    bundle = Path(bundle_dir).resolve()
+    name = name or bundle.name
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid bundle name {name!r}: use letters, digits, '_', '.' or '-'")
+    metadata = check_bundle(bundle, ckpt, include_ts=include_ts, configs=configs, overrides=overrides)
+    meta_bytes = (bundle / "configs" / "metadata.json").read_bytes()
+    if version is not None and version != metadata["version"]:
+        meta_bytes = _bumped_metadata(metadata, version, changelog)
+        validate_metadata(json.loads(meta_bytes), SCHEMA_FILE)
+    version = version or metadata["version"]
+
+    out = Path(out_dir).resolve()
+    for top in (*_PACKED_DIRS, "models"):
+        if out.is_relative_to(bundle / top):
+            raise ValueError(f"output directory {out} is inside the packed folder {bundle / top}; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    members: dict[str, bytes | Path] = {
+        f"{name}/{rel}": src for rel, src in bundle_files(bundle, ckpt, include_ts).items()
+    }
+    members[f"{name}/configs/metadata.json"] = meta_bytes
+    zip_path = out / f"{name}_v{version}.zip"
+    entries = write_deterministic_zip(zip_path, members)
+    digest = md5sum(zip_path)
+    Path(str(zip_path) + ".md5").write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
+    return PackResult(zip_path, digest, zip_path.stat().st_size, name, version, entries)
+
+
+def bundle_info(zip_file: str | os.PathLike) -> dict:
+    """Describe a packed bundle: name, version, MONAI version, entries and the md5 check.
+
+    Returns:
+        ``{"path", "name", "version", "monai_version", "md5", "md5_ok", "entries": [(name, size), ...]}``;
+        ``md5_ok`` is ``None`` when no ``<zip>.md5`` file exists.
+
+    Raises:
+        FileNotFoundError: the zip does not exist.
+        ValueError: not a zip, or not exactly one top folder holding ``configs/metadata.json``.
+    """
+    path = Path(zip_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle zip not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a zip file")
+    with zipfile.ZipFile(path) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+        tops = {i.filename.split("/", 1)[0] for i in infos}
+        if len(tops) != 1 or any("/" not in i.filename for i in infos):
+            raise ValueError(f"{path} must hold exactly one top folder, found {sorted(tops)}")
+        name = tops.pop()
+        meta_name = f"{name}/configs/metadata.json"
+        if meta_name not in zf.namelist():
+            raise ValueError(f"{path} has no {meta_name}")
+        metadata = json.load(io.TextIOWrapper(zf.open(meta_name), encoding="utf-8"))
+        entries = [(i.filename, i.file_size) for i in infos]
+    digest = md5sum(path)
+    md5_file = Path(str(path) + ".md5")
+    md5_ok = None
+    if md5_file.is_file():
+        recorded = md5_file.read_text(encoding="utf-8").split()
+        md5_ok = bool(recorded) and recorded[0].lower() == digest
+    return {
+        "path": str(path),
+        "name": name,
+        "version": metadata.get("version"),
+        "monai_version": metadata.get("monai_version"),
+        "md5": digest,
+        "md5_ok": md5_ok,
+        "entries": entries,
+    }
+
+
+def _resolve(bundle: Path, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else bundle / path
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON, else a Python literal, else the string itself."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError):
+            continue
+    return text
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key] = _parse_value(value)
+    return out
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point: ``python -m monai_lexu.share {pack,info} ...``. Returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m monai_lexu.share", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack", help="check a bundle and write <out>/<name>_v<version>.zip and its .md5")
+    p.add_argument("bundle_dir", help="bundle directory, e.g. bundles/lexu_riga")
+    p.add_argument("--out", default="dist", help="output directory (default: ./dist)")
+    p.add_argument("--version", default=None, help="packed version (default: metadata.json's version)")
+    p.add_argument("--ckpt", default="models/model.pt", help="weights file, relative to the bundle or absolute")
+    p.add_argument("--include-ts", action="store_true", help="also pack models/model.ts")
+    p.add_argument("--name", default=None, help="bundle name / top folder (default: the directory name)")
+    p.add_argument("--changelog", default=None, help="changelog text for a new --version")
+    p.add_argument("--config", action="append", default=[], help="override config for the weights check (repeatable)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override for the weights check"
+    )
+    i = sub.add_parser("info", help="list a packed bundle and its metadata version")
+    i.add_argument("zip", help="the bundle zip")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "pack":
+            result = pack_bundle(
+                args.bundle_dir,
+                out_dir=args.out,
+                version=args.version,
+                ckpt=args.ckpt,
+                include_ts=args.include_ts,
+                name=args.name,
+                configs=args.config,
+                overrides=_parse_sets(args.set),
+                changelog=args.changelog,
+            )
+            print(f"packed {result.name} v{result.version}: {result.path}")
+            print(f"size {result.size} bytes ({_human(result.size)}), md5 {result.md5}")
+            print(f"files: {len(result.entries)}; md5 written to {result.path}.md5")
+            print(
+                f"install: python -m monai.bundle download --name {result.name} --version {result.version} "
+                f"--url <URL of {result.path.name}> --bundle_dir <dir>"
+            )
+        else:
+            info = bundle_info(args.zip)
+            print(f"{info['path']}: bundle {info['name']} version {info['version']} (monai {info['monai_version']})")
+            check = {None: "no .md5 file", True: "matches .md5", False: "DOES NOT match .md5"}[info["md5_ok"]]
+            print(f"md5 {info['md5']} ({check})")
+            for entry, size in info["entries"]:
+                print(f"{size:>12}  {entry}")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

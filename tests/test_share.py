@@ -1,0 +1,310 @@
+"""Tests for monai_lexu.share: pack a bundle, serve it on 127.0.0.1, install it with MONAI's CLI and run it.
+
+The bundle under test is a copy of bundles/lexu_riga (configs, docs, LICENSE) with the weights of an untrained
+CPU-size network (features [8, 16, 32, 64]); nothing is trained. Network traffic goes only to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from monai_lexu.share import (
+    bundle_info,
+    check_weights,
+    main,
+    md5sum,
+    pack_bundle,
+    validate_metadata,
+    write_deterministic_zip,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "bundles" / "lexu_riga"
+FEATURES = [8, 16, 32, 64]
+CPU = {"configs": ["configs/cpu_small.json"], "overrides": {"features": FEATURES}}
+EXPECTED = [
+    "lexu_riga/LICENSE",
+    "lexu_riga/configs/cpu_small.json",
+    "lexu_riga/configs/evaluate.json",
+    "lexu_riga/configs/inference.json",
+    "lexu_riga/configs/logging.conf",
+    "lexu_riga/configs/metadata.json",
+    "lexu_riga/configs/train.json",
+    "lexu_riga/docs/README.md",
+    "lexu_riga/docs/data_license.txt",
+    "lexu_riga/models/model.pt",
+]
+
+
+def _copy_bundle(dst: Path, weights: bool = True) -> Path:
+    """Copy the shippable parts of lexu_riga to ``dst/lexu_riga`` and add junk that must never be packed."""
+    from monai_lexu.networks import MultiHeadUNet
+
+    bundle = dst / "lexu_riga"
+    bundle.mkdir(parents=True)
+    for name in ("configs", "docs"):
+        shutil.copytree(SOURCE / name, bundle / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(SOURCE / "LICENSE", bundle / "LICENSE")
+    for junk in ("data/riga/x.png", "eval/metrics.csv", "runs/events.out", "configs/__pycache__/a.pyc", "docs/.x.swp"):
+        (bundle / junk).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / junk).write_bytes(b"junk")
+    (bundle / "models").mkdir()
+    if weights:
+        torch.manual_seed(0)
+        net = MultiHeadUNet(2, 3, 2, backbone="plain", features=tuple(FEATURES))
+        torch.save(net.state_dict(), bundle / "models" / "model.pt")
+        (bundle / "models" / "model_epoch3.pt").write_bytes(b"other checkpoint")
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return _copy_bundle(tmp_path_factory.mktemp("src"))
+
+
+def test_md5sum_known_answer(tmp_path):
+    (tmp_path / "abc").write_bytes(b"abc")
+    assert md5sum(tmp_path / "abc") == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def test_write_deterministic_zip_fixed_order_times_and_modes(tmp_path):
+    src = tmp_path / "b.txt"
+    src.write_bytes(b"from a file")
+    members = {"top/z.txt": b"zzz", "top/a/b.txt": src, "top/m.bin": bytes(range(256)) * 10}
+    assert write_deterministic_zip(tmp_path / "one.zip", members) == ["top/a/b.txt", "top/m.bin", "top/z.txt"]
+    os.utime(src, (0, 0))  # the source file's own timestamp must not leak into the zip
+    write_deterministic_zip(tmp_path / "two.zip", dict(reversed(list(members.items()))))
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.zip") as zf:
+        infos = zf.infolist()
+        assert [i.filename for i in infos] == ["top/a/b.txt", "top/m.bin", "top/z.txt"]
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert {i.external_attr >> 16 for i in infos} == {0o100644}
+        assert zf.read("top/a/b.txt") == b"from a file" and zf.read("top/z.txt") == b"zzz"
+    write_deterministic_zip(tmp_path / "three.zip", {**members, "top/z.txt": b"zzZ"})
+    assert md5sum(tmp_path / "three.zip") != md5sum(tmp_path / "one.zip")
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_validate_metadata_accepts_the_bundle_and_names_each_violation(tmp_path):
+    good = json.loads((SOURCE / "configs" / "metadata.json").read_text())
+    assert validate_metadata(SOURCE / "configs" / "metadata.json")["version"] == good["version"]
+    bad = json.loads(json.dumps(good))
+    bad["network_data_format"]["outputs"]["pred"]["num_channels"] = "ten"
+    del bad["monai_version"]
+    with pytest.raises(ValueError) as err:
+        validate_metadata(bad)
+    assert "network_data_format/outputs/pred/num_channels" in str(err.value)
+    assert "'monai_version' is a required property" in str(err.value)
+    with pytest.raises(ValueError, match="version '9.9.9' has no entry in 'changelog'"):
+        validate_metadata({**good, "version": "9.9.9"})
+    (tmp_path / "metadata.json").write_text("{not json")
+    with pytest.raises(ValueError, match="metadata.json is not valid JSON"):
+        validate_metadata(tmp_path / "metadata.json")
+    with pytest.raises(FileNotFoundError, match="nothing.json"):
+        validate_metadata(tmp_path / "nothing.json")
+
+
+def test_pack_without_weights_is_a_clear_error(tmp_path):
+    bare = _copy_bundle(tmp_path, weights=False)
+    with pytest.raises(FileNotFoundError, match=r"weights file not found: .*models/model\.pt"):
+        pack_bundle(bare, tmp_path / "dist", **CPU)
+    assert not (tmp_path / "dist").exists()
+
+
+def test_pack_with_invalid_metadata_is_a_clear_error(tmp_path, bundle):
+    broken = tmp_path / "lexu_riga"
+    shutil.copytree(bundle, broken)
+    meta = json.loads((broken / "configs" / "metadata.json").read_text())
+    del meta["network_data_format"]["inputs"]["image"]["num_channels"]
+    (broken / "configs" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"metadata\.json does not match the schema[\s\S]*num_channels"):
+        pack_bundle(broken, tmp_path / "dist", **CPU)
+    assert not (tmp_path / "dist").exists()
+
+
+def test_weights_that_do_not_fit_the_network_are_a_clear_error(bundle):
+    # without the CPU override inference.json builds the resnet50 network
+    with pytest.raises(ValueError, match=r"do not fit the network 'network_def'.*missing keys.*unexpected keys"):
+        check_weights(bundle)
+    with pytest.raises(
+        ValueError,
+        match=r"15 shape mismatches \(encoder\.levels\.3\.convs\.conv_0\.conv\.weight "
+        r"\(64, 32, 3, 3\) vs \(128, 32, 3, 3\)",
+    ):
+        check_weights(bundle, configs=["configs/cpu_small.json"], overrides={"features": [8, 16, 32, 128]})
+    assert check_weights(bundle, **CPU) == len(torch.load(bundle / "models" / "model.pt", weights_only=True))
+
+
+def test_pack_twice_gives_the_same_md5_and_only_shippable_files(tmp_path, bundle):
+    first = pack_bundle(bundle, tmp_path / "a", **CPU)
+    second = pack_bundle(bundle, tmp_path / "b", **CPU)
+    assert first.path == tmp_path / "a" / "lexu_riga_v0.1.0.zip"
+    assert first.md5 == second.md5 == hashlib.md5(first.path.read_bytes()).hexdigest()
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert first.size == first.path.stat().st_size
+    assert (tmp_path / "a" / "lexu_riga_v0.1.0.zip.md5").read_text() == f"{first.md5}  lexu_riga_v0.1.0.zip\n"
+    with zipfile.ZipFile(first.path) as zf:
+        assert zf.namelist() == EXPECTED == first.entries
+        assert zf.read("lexu_riga/models/model.pt") == (bundle / "models" / "model.pt").read_bytes()
+        assert zf.read("lexu_riga/configs/metadata.json") == (bundle / "configs" / "metadata.json").read_bytes()
+
+
+def test_pack_new_version_updates_only_the_packed_metadata(tmp_path, bundle):
+    before = (bundle / "configs" / "metadata.json").read_bytes()
+    result = pack_bundle(bundle, tmp_path, version="0.2.0", changelog="CPU weights", **CPU)
+    assert result.path.name == "lexu_riga_v0.2.0.zip" and result.version == "0.2.0"
+    with zipfile.ZipFile(result.path) as zf:
+        meta = json.loads(zf.read("lexu_riga/configs/metadata.json"))
+    assert meta["version"] == "0.2.0"
+    assert list(meta["changelog"].items())[:2] == [
+        ("0.2.0", "CPU weights"),
+        ("0.1.0", json.loads(before)["changelog"]["0.1.0"]),
+    ]
+    assert (bundle / "configs" / "metadata.json").read_bytes() == before
+    with pytest.raises(ValueError, match="version"):
+        pack_bundle(bundle, tmp_path, version="not a version", **CPU)
+
+
+def test_pack_other_checkpoint_name_ts_and_out_checks(tmp_path, bundle):
+    other = tmp_path / "best.pt"
+    shutil.copy(bundle / "models" / "model.pt", other)
+    result = pack_bundle(bundle, tmp_path / "dist", ckpt=other, name="lexu_riga_cpu", **CPU)
+    with zipfile.ZipFile(result.path) as zf:
+        assert "lexu_riga_cpu/models/model.pt" in zf.namelist() and result.path.name == "lexu_riga_cpu_v0.1.0.zip"
+    with pytest.raises(FileNotFoundError, match="model.ts not found: export it first with .*ckpt_export"):
+        pack_bundle(bundle, tmp_path / "dist", include_ts=True, **CPU)
+    with pytest.raises(ValueError, match="inside the packed folder"):
+        pack_bundle(bundle, bundle / "docs" / "dist", **CPU)
+    with pytest.raises(ValueError, match="invalid bundle name"):
+        pack_bundle(bundle, tmp_path / "dist", name="../evil", **CPU)
+
+
+def test_info_lists_the_content_and_checks_the_md5(tmp_path, bundle, capsys):
+    result = pack_bundle(bundle, tmp_path, **CPU)
+    info = bundle_info(result.path)
+    assert (info["name"], info["version"], info["monai_version"], info["md5_ok"]) == (
+        "lexu_riga",
+        "0.1.0",
+        "1.6.1",
+        True,
+    )
+    assert [e for e, _ in info["entries"]] == EXPECTED
+    assert dict(info["entries"])["lexu_riga/LICENSE"] == (bundle / "LICENSE").stat().st_size
+    assert main(["info", str(result.path)]) == 0
+    assert "bundle lexu_riga version 0.1.0" in capsys.readouterr().out
+    Path(f"{result.path}.md5").write_text("0" * 32 + "  x.zip\n")
+    assert bundle_info(result.path)["md5_ok"] is False
+    (tmp_path / "flat.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="flat.zip is not a zip file"):
+        bundle_info(tmp_path / "flat.zip")
+
+
+def test_cli_reports_errors_with_exit_code_1(tmp_path, capsys):
+    bare = _copy_bundle(tmp_path, weights=False)
+    assert main(["pack", str(bare), "--out", str(tmp_path / "dist"), "--set", "features=[8,16,32,64]"]) == 1
+    assert "error: weights file not found" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        from monai_lexu.share import _parse_sets
+
+        _parse_sets(["features"])
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_pack_serve_download_and_run_as_installed(tmp_path, bundle):
+    import nibabel as nib
+    from monai.bundle import run
+    from PIL import Image
+
+    # 1. pack with the real CLI
+    dist = tmp_path / "dist"
+    proc = _run(
+        [sys.executable, "-m", "monai_lexu.share", "pack", str(bundle), "--out", str(dist)]
+        + ["--config", "configs/cpu_small.json", "--set", "features=[8,16,32,64]"],
+        cwd=tmp_path,
+    )
+    zip_path = dist / "lexu_riga_v0.1.0.zip"
+    digest = md5sum(zip_path)
+    assert str(zip_path) in proc.stdout and digest in proc.stdout and f"size {zip_path.stat().st_size}" in proc.stdout
+
+    # 2. serve it on 127.0.0.1 and install it with MONAI's download CLI
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(dist)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    installed = tmp_path / "installed"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{zip_path.name}"
+        _run(
+            [sys.executable, "-m", "monai.bundle", "download", "--name", "lexu_riga", "--version", "0.1.0"]
+            + ["--url", url, "--bundle_dir", str(installed)],
+            cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    root = installed / "lexu_riga"
+    files = sorted(p.relative_to(installed).as_posix() for p in root.rglob("*") if p.is_file())
+    assert files == EXPECTED
+    assert md5sum(installed / "lexu_riga.zip") == digest
+    assert (root / "models" / "model.pt").read_bytes() == (bundle / "models" / "model.pt").read_bytes()
+
+    # 3. inference as installed, from a directory outside the repository
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(images / f"fundus_{i}.png")
+    work = tmp_path / "work"
+    work.mkdir()
+    configs = f"['{root}/configs/inference.json','{root}/configs/cpu_small.json']"
+    out = tmp_path / "out"
+    _run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", configs, "--bundle_root", str(root)]
+        + ["--input_glob", f"{images}/*.png", "--output_dir", str(out), "--features", "[8,16,32,64]"],
+        cwd=work,
+    )
+    # the same inference with the source bundle, in process: the installed bundle must give the same maps
+    ref = tmp_path / "ref"
+    run(
+        config_file=[str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "cpu_small.json")],
+        bundle_root=str(bundle),
+        input_glob=f"{images}/*.png",
+        output_dir=str(ref),
+        features=FEATURES,
+    )
+    for i in range(2):
+        prob = nib.load(out / f"fundus_{i}_prob.nii.gz").get_fdata()
+        unc = nib.load(out / f"fundus_{i}_unc.nii.gz").get_fdata()
+        # PIL gives (W, H) = (48, 64); 2 structures channel-last
+        assert prob.shape[:2] == (48, 64) and prob.shape[-1] == 2 and unc.shape == prob.shape
+        assert 0.0 <= prob.min() and prob.max() <= 1.0 and 0.0 <= unc.min() and unc.max() <= 1.0 / 3.0 + 1e-6
+        assert unc.max() > 0.0  # the untrained heads disagree somewhere
+        np.testing.assert_allclose(prob, nib.load(ref / f"fundus_{i}_prob.nii.gz").get_fdata(), atol=1e-6)
+        np.testing.assert_allclose(unc, nib.load(ref / f"fundus_{i}_unc.nii.gz").get_fdata(), atol=1e-6)
