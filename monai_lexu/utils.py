@@ -19,9 +19,9 @@ def find_bundle_root(name: str, start: str | os.PathLike | None = None) -> str:
 
     MONAI never sets ``bundle_root`` by itself (the model-zoo default ``"."`` is relative to the current directory),
     but our quick start runs ``python -m monai.bundle run --config_file bundles/<name>/configs/train.json`` from the
-    repository root. The lookup order is: ``start`` (or the current directory) when it is the bundle (its
-    ``configs/metadata.json`` exists and the directory is named ``name``, or no ``bundles/<name>`` exists below it),
-    then ``<start>/bundles/<name>``.
+    repository root. The lookup order is: ``<start>/bundles/<name>``, then ``start`` (or the current directory)
+    itself when it holds ``configs/metadata.json``, then ``<torch hub dir>/bundle/<name>``, where
+    ``python -m monai.bundle download`` installs bundles by default.
 
     Args:
         name: bundle directory name, e.g. ``"lexu_riga"``.
@@ -33,9 +33,11 @@ def find_bundle_root(name: str, start: str | os.PathLike | None = None) -> str:
     Raises:
         FileNotFoundError: neither location holds ``configs/metadata.json``; pass ``--bundle_root`` explicitly.
     """
+    import torch
+
     base = Path(start or os.getcwd()).resolve()
-    for candidate in (base / "bundles" / name, base):
-        if (candidate / "configs" / "metadata.json").is_file() and (candidate.name == name or candidate == base):
+    for candidate in (base / "bundles" / name, base, Path(torch.hub.get_dir()) / "bundle" / name):
+        if (candidate / "configs" / "metadata.json").is_file():
             return str(candidate)
     raise FileNotFoundError(
         f"cannot find bundle '{name}' from {base}: run from the repository root or the bundle directory, "

@@ -29,3 +29,19 @@ def test_default_device_is_cpu_without_gpu():
     import torch
 
     assert default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_find_bundle_root_falls_back_to_the_monai_download_location(tmp_path):
+    import torch
+
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        installed = tmp_path / "hub" / "bundle" / "lexu_riga"
+        (installed / "configs").mkdir(parents=True)
+        (installed / "configs" / "metadata.json").write_text("{}")
+        elsewhere = tmp_path / "work"
+        elsewhere.mkdir()
+        assert find_bundle_root("lexu_riga", elsewhere) == str(installed)
+    finally:
+        torch.hub.set_dir(old)
