@@ -10,6 +10,26 @@ from .datalist import (
     validate_structures,
     write_multirater_datalist,
 )
+from .dicom import (
+    DEFAULT_ROI_PATTERNS,
+    ROI_LABEL_VALUES,
+    dicom_to_layout_a,
+    match_roi_label,
+    read_dicom_case,
+    suv_bw_scale_factor,
+)
+from .hecktor import (
+    HECKTOR_LABEL_VALUES,
+    HECKTOR_SINGLE_RATER,
+    HECKTOR_STRUCTURES,
+    HecktorCase,
+    check_hecktor_case,
+    convert_hecktor,
+    ensure_hecktor_dataset,
+    find_hecktor_cases,
+    hecktor_folds,
+    mean_pairwise_dice,
+)
 from .riga import (
     RIGA_NUM_RATERS,
     RIGA_SOURCES,
@@ -20,6 +40,7 @@ from .riga import (
     ensure_riga_dataset,
     read_riga_csv,
 )
+from .slices import ensure_axial_slices, extract_axial_slices
 from .synthetic import (
     RIGA_CSV_HEADER,
     RIGA_MASK_VALUES,
@@ -27,6 +48,14 @@ from .synthetic import (
     make_riga_like_sample,
     write_jungo_dataset,
     write_riga_like,
+)
+from .synthetic_petct import (
+    SYNTHETIC_HECKTOR_BOX_MM,
+    SYNTHETIC_HECKTOR_RATERS,
+    SYNTHETIC_HECKTOR_SPACING,
+    disagreement_band,
+    make_synthetic_petct_case,
+    write_synthetic_hecktor,
 )
 
 
@@ -40,6 +69,30 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "DEFAULT_ROI_PATTERNS",
+    "ROI_LABEL_VALUES",
+    "dicom_to_layout_a",
+    "match_roi_label",
+    "read_dicom_case",
+    "suv_bw_scale_factor",
+    "HECKTOR_LABEL_VALUES",
+    "HECKTOR_SINGLE_RATER",
+    "HECKTOR_STRUCTURES",
+    "HecktorCase",
+    "check_hecktor_case",
+    "convert_hecktor",
+    "ensure_hecktor_dataset",
+    "find_hecktor_cases",
+    "hecktor_folds",
+    "mean_pairwise_dice",
+    "ensure_axial_slices",
+    "extract_axial_slices",
+    "SYNTHETIC_HECKTOR_BOX_MM",
+    "SYNTHETIC_HECKTOR_RATERS",
+    "SYNTHETIC_HECKTOR_SPACING",
+    "disagreement_band",
+    "make_synthetic_petct_case",
+    "write_synthetic_hecktor",
     "PATH_KEYS",
     "RESERVED_KEYS",
     "RIGA_CSV_HEADER",

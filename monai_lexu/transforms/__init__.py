@@ -21,6 +21,19 @@ from monai_lexu.transforms.dictionary import (
     RaterStatsd,
     UnflattenRatersd,
 )
+from monai_lexu.transforms.hecktor import (
+    HECKTOR_BOX_MM,
+    HECKTOR_CT_WINDOW,
+    HECKTOR_SPACING,
+    CTWindowNormalize,
+    CTWindowNormalized,
+    HecktorNeckCrop,
+    HecktorNeckCropd,
+    PETNormalize,
+    PETNormalized,
+    hecktor_neck_box,
+    hecktor_preprocessing,
+)
 from monai_lexu.transforms.utils import NONZERO, map_structures, rater_statistics, validate_structures
 
 __all__ = [
@@ -43,4 +56,15 @@ __all__ = [
     "FlattenRatersd",
     "UnflattenRaters",
     "UnflattenRatersd",
+    "HECKTOR_BOX_MM",
+    "HECKTOR_CT_WINDOW",
+    "HECKTOR_SPACING",
+    "CTWindowNormalize",
+    "CTWindowNormalized",
+    "HecktorNeckCrop",
+    "HecktorNeckCropd",
+    "PETNormalize",
+    "PETNormalized",
+    "hecktor_neck_box",
+    "hecktor_preprocessing",
 ]

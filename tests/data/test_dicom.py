@@ -398,3 +398,22 @@ def test_layout_a_nifti_geometry_and_values(converted, dicom_root):
 def test_layout_a_bad_root(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing_root"):
         dicom_to_layout_a(tmp_path / "missing_root", tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------------- data_prep --dicom
+def test_data_prep_hecktor_dicom_end_to_end(dicom_root, tmp_path, capsys):
+    """The command line reads DICOM, stages NIfTI, and processes it like NIfTI input; bad cases are listed."""
+    import json
+
+    from data_prep.hecktor import main
+
+    root, _ = dicom_root
+    out = tmp_path / "out"
+    code = main(["--dicom", str(root), "--out", str(out), "--spacing", "2", "2", "2", "--box-mm", "64", "48", "32", "--folds", "1"])
+    assert code == 1  # three broken cases, reported
+    datalist = json.loads((out / "datalist.json").read_text())
+    cases = {c["id"]: c for c in datalist["training"]}
+    assert list(cases) == ["CASE_B"] and len(cases["CASE_B"]["raters"]) == (4 if HAS_HIGHDICOM else 3)
+    assert (out / "raw_dicom" / "imagesTr" / "CASE_B__PT.nii.gz").is_file()
+    err = capsys.readouterr().err
+    assert "CASE_A_nosuv" in err and "PatientWeight" in err and "CASE_C_offslice" in err

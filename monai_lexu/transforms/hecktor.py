@@ -1,0 +1,592 @@
+"""HECKTOR PET/CT transforms: the head-and-neck crop, CT / PET intensity normalisation, and the full pre-processing.
+
+The crop follows MONAI's HECKTOR 2022 winning solution (Myronenko et al. 2022; ``HecktorCropNeckRegion`` of the
+Auto3DSeg tutorial, box 200 x 200 x 310 mm after resampling to 1 mm): find the head in the upper part of the PET and
+cut a fixed physical box around it. :func:`hecktor_preprocessing` builds the whole chain (load, RAS, resampling,
+PET onto the CT grid, crop, normalisation, 2-channel image) as ONE invertible ``Compose`` used both to convert a
+data set (with the rater masks) and by a bundle's inference config (without them), whose predictions
+``Invertd(transform=..., orig_keys="ct")`` maps back to the original CT voxel grid.
+
+Every transform works on torch tensors and keeps their device, so the chain runs on the GPU when the data is there
+(``hecktor_preprocessing(device="cuda")`` moves the loaded volumes there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data import MetaTensor
+from monai.transforms import Compose, Cropd, CropForeground, MapTransform, Transform
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple, ensure_tuple_rep
+
+__all__ = [
+    "HECKTOR_BOX_MM",
+    "HECKTOR_CT_WINDOW",
+    "HECKTOR_SPACING",
+    "CTWindowNormalize",
+    "CTWindowNormalized",
+    "HecktorNeckCrop",
+    "HecktorNeckCropd",
+    "PETNormalize",
+    "PETNormalized",
+    "hecktor_neck_box",
+    "hecktor_preprocessing",
+]
+
+logger = logging.getLogger("monai_lexu")
+
+HECKTOR_SPACING: tuple[float, float, float] = (1.0, 1.0, 1.0)
+"""Target voxel spacing in mm of MONAI's HECKTOR 2022 solution."""
+
+HECKTOR_BOX_MM: tuple[float, float, float] = (200.0, 200.0, 310.0)
+"""Head-and-neck box (x, y, z) in mm of MONAI's HECKTOR 2022 solution."""
+
+HECKTOR_CT_WINDOW: tuple[float, float] = (-160.0, 240.0)
+"""Soft-tissue CT window in HU: level 40, width 400."""
+
+
+def _pixdim(img: Any, spatial_dims: int) -> np.ndarray:
+    """Voxel sizes in mm from a MetaTensor's affine (column norms of its linear part)."""
+    if isinstance(img, MetaTensor):
+        affine = np.asarray(img.affine.detach().cpu().numpy(), dtype=np.float64)
+        return np.linalg.norm(affine[:spatial_dims, :spatial_dims], axis=0)
+    raise ValueError(
+        "HecktorNeckCrop: the source image has no affine (not a MetaTensor); pass `pixdim` (voxel size in mm) "
+        "or load it with LoadImaged."
+    )
+
+
+def hecktor_neck_box(
+    source: torch.Tensor,
+    box_voxels: Sequence[int],
+    top_fraction: float = 0.25,
+    z_threshold: float = 1.0,
+    channel: int = 0,
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Compute the head-and-neck box (voxel start / end, end exclusive) from a PET volume in RAS orientation.
+
+    Steps (the head must be at HIGH z index, i.e. RAS / LAS orientation as after ``Orientationd(axcodes="RAS")``):
+
+    1. The PET field of view along z is the range of slices where the PET is not identically zero (after
+       ``ResampleToMatchd`` with zero padding onto a larger CT grid, the slices outside the PET scan are zero; MONAI's
+       solution uses all slices, which can land in an empty region when the CT reaches far above the PET).
+    2. The top ``top_fraction`` of those slices (at least one slice) is kept.
+    3. Voxels of that slab with z-score ``(x - mean) / std > z_threshold`` form the mask (mean / std over the slab);
+       on a FDG-PET this is mainly the brain.
+    4. x / y: the box of ``box_voxels[0:2]`` is centred on the mask centroid (rounded to the nearest voxel; start
+       ``= centre - size // 2``).
+    5. z: the box ends at the highest mask slice (inclusive) and extends ``box_voxels[2]`` slices downward.
+
+    The box may extend beyond the image; :class:`HecktorNeckCrop` pads there. If the mask is empty (constant PET),
+    the box is centred on the image in x / y and ends at the top of the field of view, and ``found`` is False.
+
+    Args:
+        source: PET ``(C, X, Y, Z)`` tensor (any device).
+        box_voxels: box size in voxels ``(bx, by, bz)``.
+        top_fraction: fraction of the field-of-view slices searched for the head (MONAI: 0.25).
+        z_threshold: z-score threshold (MONAI: 1).
+        channel: channel of ``source`` used.
+
+    Returns:
+        ``(box_start, box_end, found)``: int64 arrays of length 3 and whether the mask was non-empty.
+
+    Raises:
+        ValueError: if ``source`` is not ``(C, X, Y, Z)`` or ``top_fraction`` is not in (0, 1].
+    """
+    if source.ndim != 4:
+        raise ValueError(
+            f"HecktorNeckCrop needs a channel-first 3D volume (C, X, Y, Z), got shape {tuple(source.shape)}."
+        )
+    if not 0.0 < top_fraction <= 1.0:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+    box = np.asarray([int(b) for b in box_voxels], dtype=np.int64)
+    pet = convert_to_tensor(source[channel], track_meta=False).float()
+    size_z = pet.shape[2]
+    nonzero_slices = torch.nonzero(pet.abs().amax(dim=(0, 1)) > 0).flatten()
+    if nonzero_slices.numel() > 0:
+        fov_lo, fov_hi = int(nonzero_slices.min()), int(nonzero_slices.max()) + 1
+    else:
+        fov_lo, fov_hi = 0, size_z
+    n_top = max(1, int(round((fov_hi - fov_lo) * top_fraction)))
+    z0 = fov_hi - n_top
+    slab = pet[:, :, z0:fov_hi]
+    std = slab.std()
+    found = bool(std > 0)
+    if found:
+        idx = torch.nonzero((slab - slab.mean()) / std > z_threshold)
+        found = idx.shape[0] > 0
+    if found:
+        centre_xy = idx[:, :2].double().mean(dim=0).round().long().cpu().numpy()
+        z_top = int(idx[:, 2].max()) + z0
+    else:
+        centre_xy = np.asarray([pet.shape[0] // 2, pet.shape[1] // 2], dtype=np.int64)
+        z_top = fov_hi - 1
+    start = np.empty(3, dtype=np.int64)
+    start[:2] = centre_xy - box[:2] // 2
+    start[2] = z_top + 1 - box[2]
+    return start, start + box, found
+
+
+class HecktorNeckCrop(CropForeground):
+    """Crop (and pad) a volume to the head-and-neck box found on a PET (MONAI's HECKTOR 2022 crop).
+
+    The box is computed by :func:`hecktor_neck_box` on ``source`` (the PET, already on the same voxel grid as the
+    image, e.g. after ``ResampleToMatchd``); ``box_mm`` is converted to voxels with the PET's voxel size (from its
+    affine, or ``pixdim``): ``round(box_mm / pixdim)``. The output always has the box size: where the box leaves the
+    image it is padded (``mode``, default constant 0; the affine is shifted accordingly). Built on MONAI's
+    ``CropForeground.crop_pad`` so the crop and the pad are recorded as one invertible operation: ``inverse`` (and
+    ``Invertd`` / ``Compose.inverse``) restore the original shape and affine.
+
+    **Orientation:** assumes the head is at high z index (RAS orientation; run ``Orientationd(axcodes="RAS")``
+    first).
+
+    Args:
+        box_mm: box size (x, y, z) in mm; default 200 x 200 x 310 (MONAI's HECKTOR 2022 solution).
+        top_fraction: fraction of the PET's z field of view searched for the head.
+        z_threshold: z-score threshold of the head mask.
+        pixdim: voxel size in mm; ``None`` reads it from the source's affine.
+        channel: channel of the source used.
+        mode: padding mode (see ``monai.transforms.Pad``).
+        pad_kwargs: further ``Pad`` arguments (e.g. ``value``).
+    """
+
+    backend = [TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        box_mm: Sequence[float] = HECKTOR_BOX_MM,
+        top_fraction: float = 0.25,
+        z_threshold: float = 1.0,
+        pixdim: Sequence[float] | None = None,
+        channel: int = 0,
+        mode: str = "constant",
+        **pad_kwargs: Any,
+    ) -> None:
+        super().__init__(allow_smaller=False, mode=mode, **pad_kwargs)
+        self.box_mm = np.asarray(ensure_tuple_rep(box_mm, 3), dtype=np.float64)
+        if np.any(self.box_mm <= 0):
+            raise ValueError(f"box_mm must be positive, got {tuple(self.box_mm)}.")
+        self.top_fraction = top_fraction
+        self.z_threshold = z_threshold
+        self.pixdim = None if pixdim is None else np.asarray(ensure_tuple_rep(pixdim, 3), dtype=np.float64)
+        self.channel = channel
+
+    def box_voxels(self, source: torch.Tensor) -> np.ndarray:
+        """Box size in voxels of ``source``'s grid: ``max(1, round(box_mm / pixdim))``."""
+        pixdim = self.pixdim if self.pixdim is not None else _pixdim(source, 3)
+        return np.maximum(1, np.round(self.box_mm / pixdim)).astype(np.int64)
+
+    def compute_bounding_box(self, img: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Box ``(start, end)`` in voxels of the PET ``img``; may extend beyond the image (padded by ``crop_pad``)."""
+        start, end, found = hecktor_neck_box(
+            img,
+            self.box_voxels(img),
+            top_fraction=self.top_fraction,
+            z_threshold=self.z_threshold,
+            channel=self.channel,
+        )
+        if not found:
+            name = img.meta.get("filename_or_obj", "") if isinstance(img, MetaTensor) else ""
+            logger.warning(
+                "HecktorNeckCrop: no PET voxel above z-score %s in the top %s of the field of view%s; the box is "
+                "centred on the image and ends at its top slice.",
+                self.z_threshold,
+                self.top_fraction,
+                f" ({name})" if name else "",
+            )
+        return start, end
+
+    def __call__(  # type: ignore[override]
+        self, img: torch.Tensor, source: torch.Tensor | None = None, mode: str | None = None, **pad_kwargs: Any
+    ) -> torch.Tensor:
+        """Crop ``img`` ``(C, X, Y, Z)`` to the box found on ``source`` (default: ``img`` itself).
+
+        Args:
+            img: channel-first volume on the same voxel grid as ``source``.
+            source: the PET that defines the box.
+            mode: padding mode override.
+            pad_kwargs: further ``Pad`` arguments.
+
+        Returns:
+            the cropped / padded volume ``(C, bx, by, bz)``.
+        """
+        src = img if source is None else source
+        if tuple(src.shape[1:]) != tuple(img.shape[1:]):
+            raise ValueError(
+                f"HecktorNeckCrop: image spatial shape {tuple(img.shape[1:])} differs from the source (PET) shape "
+                f"{tuple(src.shape[1:])}; resample the PET onto the image grid first (ResampleToMatchd)."
+            )
+        box_start, box_end = self.compute_bounding_box(src)
+        return self.crop_pad(img, box_start, box_end, mode, lazy=False, **pad_kwargs)
+
+
+class HecktorNeckCropd(Cropd):
+    """Dictionary-based wrapper of :class:`HecktorNeckCrop`: one box from ``source_key``, applied to every key.
+
+    The box is computed once on ``d[source_key]`` (the PET on the common grid) and every key in ``keys`` (CT, PET,
+    rater masks, all on that grid) is cropped / padded with it. Invertible (``inverse``, ``Invertd``). Keys in
+    ``label_keys`` are checked: a warning is logged when non-zero voxels fall outside the box (MONAI's solution
+    warns likewise).
+
+    **Orientation:** assumes RAS (head at high z); run ``Orientationd(axcodes="RAS")`` first.
+
+    Args:
+        keys: keys to crop (must include ``source_key`` if the PET itself should be cropped).
+        source_key: key of the PET that defines the box.
+        box_mm: box size (x, y, z) in mm.
+        top_fraction: fraction of the PET's z field of view searched for the head.
+        z_threshold: z-score threshold of the head mask.
+        pixdim: voxel size in mm; ``None`` reads it from the source's affine.
+        mode: padding mode(s), one per key or one for all (see ``monai.transforms.Pad``).
+        pad_value: constant padding value(s), one per key or one for all (e.g. -1000 HU, air, for a CT; 0 for the
+            PET and the masks).
+        label_keys: keys whose non-zero voxels must stay inside the box (a warning otherwise).
+        start_coord_key: if set, the box start (voxels) is stored there.
+        end_coord_key: if set, the box end (voxels, exclusive) is stored there.
+        allow_missing_keys: don't raise if a key is missing.
+        pad_kwargs: further ``Pad`` arguments.
+    """
+
+    backend = HecktorNeckCrop.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        source_key: str = "pet",
+        box_mm: Sequence[float] = HECKTOR_BOX_MM,
+        top_fraction: float = 0.25,
+        z_threshold: float = 1.0,
+        pixdim: Sequence[float] | None = None,
+        mode: str | Sequence[str] = "constant",
+        pad_value: float | Sequence[float] = 0.0,
+        label_keys: KeysCollection = (),
+        start_coord_key: str | None = None,
+        end_coord_key: str | None = None,
+        allow_missing_keys: bool = False,
+        **pad_kwargs: Any,
+    ) -> None:
+        cropper = HecktorNeckCrop(
+            box_mm=box_mm, top_fraction=top_fraction, z_threshold=z_threshold, pixdim=pixdim, **pad_kwargs
+        )
+        super().__init__(keys, cropper=cropper, allow_missing_keys=allow_missing_keys)
+        self.source_key = source_key
+        self.mode = ensure_tuple_rep(mode, len(self.keys))
+        self.pad_value = ensure_tuple_rep(pad_value, len(self.keys))
+        self.label_keys = set(ensure_tuple(label_keys))
+        self.start_coord_key = start_coord_key
+        self.end_coord_key = end_coord_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> dict[Hashable, Any]:
+        d = dict(data)
+        if self.source_key not in d:
+            raise ValueError(f"HecktorNeckCropd: source key {self.source_key!r} (the PET) not found in the data.")
+        self.cropper: HecktorNeckCrop
+        source = d[self.source_key]
+        box_start, box_end = self.cropper.compute_bounding_box(source)
+        if self.start_coord_key is not None:
+            d[self.start_coord_key] = box_start
+        if self.end_coord_key is not None:
+            d[self.end_coord_key] = box_end
+        for key, m, value in self.key_iterator(d, self.mode, self.pad_value):
+            img = d[key]
+            if tuple(img.shape[1:]) != tuple(source.shape[1:]):
+                raise ValueError(
+                    f"HecktorNeckCropd: {key!r} has spatial shape {tuple(img.shape[1:])} but the source "
+                    f"{self.source_key!r} has {tuple(source.shape[1:])}; resample all keys onto one grid first."
+                )
+            before = int(torch.count_nonzero(img)) if key in self.label_keys else 0
+            kwargs = {"value": float(value)} if m in ("constant", None) else {}
+            d[key] = self.cropper.crop_pad(img=img, box_start=box_start, box_end=box_end, mode=m, lazy=False, **kwargs)
+            if key in self.label_keys:
+                lost = before - int(torch.count_nonzero(d[key]))
+                if lost > 0:
+                    logger.warning(
+                        "HecktorNeckCropd: %d non-zero voxels of %r lie outside the head-and-neck box (%s mm).",
+                        lost,
+                        key,
+                        tuple(float(b) for b in self.cropper.box_mm),
+                    )
+        return d
+
+
+def _select_channels(img: torch.Tensor, channel: int | Sequence[int] | None) -> list[int] | None:
+    if channel is None:
+        return None
+    channels = [int(c) for c in ensure_tuple(channel)]
+    for c in channels:
+        if not -img.shape[0] <= c < img.shape[0]:
+            raise ValueError(f"channel {c} out of range for an image with {img.shape[0]} channels.")
+    return channels
+
+
+def _apply_to_channels(img: NdarrayOrTensor, channel: int | Sequence[int] | None, fn: Any) -> NdarrayOrTensor:
+    """Apply ``fn`` to each selected channel ``(*S)`` of ``img`` separately; keep type, device and meta (float32)."""
+    t = convert_to_tensor(img, track_meta=False, dtype=torch.float32)
+    if t.ndim < 2:
+        raise ValueError(f"expected a channel-first image (C, *S), got shape {tuple(t.shape)}.")
+    channels = _select_channels(t, channel)
+    out = t.clone()
+    for c in range(t.shape[0]) if channels is None else channels:
+        out[c] = fn(t[c])
+    return convert_to_dst_type(out, dst=img, dtype=torch.float32 if isinstance(img, torch.Tensor) else np.float32)[0]
+
+
+class CTWindowNormalize(Transform):
+    """Clip a CT to an HU window and scale it linearly to ``out_range``.
+
+    ``y = out_min + (clip(x, lo, hi) - lo) / (hi - lo) * (out_max - out_min)``, default window ``[-160, 240]`` HU
+    (soft-tissue window, level 40 / width 400) to ``[0, 1]``.
+
+    Why: GTVp and GTVn are soft-tissue structures (tumour / lymph node vs muscle, fat, vessels); a fixed soft-tissue
+    window keeps their contrast and saturates air and bone, which carry little information for them. A fixed
+    window depends only on the HU scale, not on data-set statistics, so a single case at inference is normalised
+    exactly as in training. (MONAI's Auto3DSeg solution instead scales the 0.5-99.5 % foreground percentiles of the
+    training set to [-1, 1] and applies a sigmoid; that needs data-set statistics.)
+
+    Args:
+        window: ``(lo, hi)`` in HU.
+        out_range: output ``(min, max)``.
+        clip: clip to the window (default); without clipping the mapping is just linear.
+        channel: channel(s) to transform (e.g. 0 of a stacked CT/PET image); ``None``: all channels.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(
+        self,
+        window: Sequence[float] = HECKTOR_CT_WINDOW,
+        out_range: Sequence[float] = (0.0, 1.0),
+        clip: bool = True,
+        channel: int | Sequence[int] | None = None,
+    ) -> None:
+        lo, hi = (float(v) for v in window)
+        if not hi > lo:
+            raise ValueError(f"CT window must satisfy lo < hi, got {tuple(window)}.")
+        self.window = (lo, hi)
+        self.out_range = tuple(float(v) for v in out_range)
+        self.clip = clip
+        self.channel = channel
+
+    def _fn(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.window
+        if self.clip:
+            x = x.clamp(lo, hi)
+        o0, o1 = self.out_range
+        return (x - lo) * ((o1 - o0) / (hi - lo)) + o0
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Normalise ``img`` ``(C, *S)``; returns float32 of the same type and device."""
+        return _apply_to_channels(img, self.channel, self._fn)
+
+
+class PETNormalize(Transform):
+    """Normalise a PET volume.
+
+    Modes:
+
+    - ``"sigmoid"`` (default, MONAI's HECKTOR 2022 / Auto3DSeg recipe): ``y = sigmoid((x - min(x)) / std(x))`` with
+      ``min`` and ``std`` over the selected channel of this image (so ``y`` is in ``[0.5, 1)``). It is invariant to
+      the PET's unit and scale (SUV, Bq/ml, differently calibrated scanners) and compresses very high uptake while
+      keeping the contrast of moderate uptake, where tumour borders lie. A constant image gives 0.5.
+    - ``"suv"``: ``y = clip(x, 0, suv_max) / suv_max`` in ``[0, 1]``; only meaningful when the PET is in SUV
+      (HECKTOR 2022 distributes SUV-normalised PET, to our knowledge; not verified).
+
+    Args:
+        mode: ``"sigmoid"`` or ``"suv"``.
+        suv_max: upper clip in SUV units for ``"suv"``.
+        channel: channel(s) to transform (e.g. 1 of a stacked CT/PET image); ``None``: all channels (each channel
+            uses its own statistics).
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, mode: str = "sigmoid", suv_max: float = 10.0, channel: int | Sequence[int] | None = None):
+        mode = str(mode).lower()
+        if mode not in ("sigmoid", "suv"):
+            raise ValueError(f"PETNormalize mode must be 'sigmoid' or 'suv', got {mode!r}.")
+        if suv_max <= 0:
+            raise ValueError(f"suv_max must be positive, got {suv_max}.")
+        self.mode = mode
+        self.suv_max = float(suv_max)
+        self.channel = channel
+
+    def _fn(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "suv":
+            return x.clamp(0.0, self.suv_max) / self.suv_max
+        std = x.std() if x.numel() > 1 else x.new_zeros(())
+        scale = torch.where(std > 0, std, torch.ones_like(std))
+        return torch.sigmoid((x - x.min()) / scale)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Normalise ``img`` ``(C, *S)``; returns float32 of the same type and device."""
+        return _apply_to_channels(img, self.channel, self._fn)
+
+
+class CTWindowNormalized(MapTransform):
+    """Dictionary-based wrapper of :class:`CTWindowNormalize`.
+
+    Args:
+        keys: keys to normalise.
+        window: ``(lo, hi)`` HU window.
+        out_range: output ``(min, max)``.
+        clip: clip to the window.
+        channel: channel(s) to transform; ``None``: all.
+        allow_missing_keys: don't raise if a key is missing.
+    """
+
+    backend = CTWindowNormalize.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        window: Sequence[float] = HECKTOR_CT_WINDOW,
+        out_range: Sequence[float] = (0.0, 1.0),
+        clip: bool = True,
+        channel: int | Sequence[int] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.normalizer = CTWindowNormalize(window=window, out_range=out_range, clip=clip, channel=channel)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.normalizer(d[key])
+        return d
+
+
+class PETNormalized(MapTransform):
+    """Dictionary-based wrapper of :class:`PETNormalize`.
+
+    Args:
+        keys: keys to normalise.
+        mode: ``"sigmoid"`` or ``"suv"``.
+        suv_max: upper clip for ``"suv"``.
+        channel: channel(s) to transform; ``None``: all.
+        allow_missing_keys: don't raise if a key is missing.
+    """
+
+    backend = PETNormalize.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        mode: str = "sigmoid",
+        suv_max: float = 10.0,
+        channel: int | Sequence[int] | None = None,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.normalizer = PETNormalize(mode=mode, suv_max=suv_max, channel=channel)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.normalizer(d[key])
+        return d
+
+
+def hecktor_preprocessing(
+    spacing: Sequence[float] = HECKTOR_SPACING,
+    box_mm: Sequence[float] = HECKTOR_BOX_MM,
+    ct_key: str = "ct",
+    pet_key: str = "pet",
+    label_keys: KeysCollection = (),
+    device: str | torch.device | None = None,
+    normalize: bool = True,
+    image_key: str | None = "image",
+    ct_window: Sequence[float] = HECKTOR_CT_WINDOW,
+    pet_mode: str = "sigmoid",
+    suv_max: float = 10.0,
+    ct_pad_value: float = -1000.0,
+    load: bool = True,
+) -> Compose:
+    """The HECKTOR PET/CT pre-processing chain as one invertible ``Compose``.
+
+    Steps:
+
+    1. ``LoadImaged`` (CT, PET, the ``label_keys``; ``image_only``) and ``EnsureChannelFirstd`` (skipped with
+       ``load=False`` when the dict already holds channel-first MetaTensors).
+    2. ``EnsureTyped`` to ``device`` (only if ``device`` is given) so that resampling runs there.
+    3. ``Orientationd(axcodes="RAS")`` on all keys (the crop needs the head at high z).
+    4. ``Spacingd`` of the CT (bilinear) and labels (nearest) to ``spacing`` mm.
+    5. ``ResampleToMatchd`` of the PET onto the CT grid (bilinear, zeros outside the PET's field of view).
+    6. :class:`HecktorNeckCropd` of all keys with the box found on the PET (padding: CT ``ct_pad_value`` = air,
+       PET and masks 0).
+    7. If ``normalize``: :class:`CTWindowNormalized` on the CT, :class:`PETNormalized` on the PET.
+    8. If ``image_key``: ``ConcatItemsd([ct_key, pet_key], image_key)``: ``(2, X, Y, Z)``, channel 0 CT, 1 PET.
+       ``ct_key`` and ``pet_key`` stay in the dict (``Invertd(orig_keys=ct_key)`` uses the CT's trace).
+
+    Rater masks (``label_keys``) must be on the CT's voxel grid (as in HECKTOR); they stay integer-valued (0/1/2).
+    Convert a data set with ``normalize=False, image_key=None`` (stores HU and PET units) and normalise at training
+    time; a bundle's inference uses the defaults.
+
+    Args:
+        spacing: target voxel spacing (mm) of the CT grid.
+        box_mm: head-and-neck box (mm).
+        ct_key: key of the CT file / volume.
+        pet_key: key of the PET file / volume.
+        label_keys: keys of the rater masks (``()`` at inference).
+        device: device to run on (e.g. ``"cuda"``); ``None`` keeps the loaded tensors where they are (CPU).
+        normalize: add the CT window / PET normalisation.
+        image_key: output key of the 2-channel CT/PET image; ``None`` skips the concatenation.
+        ct_window: CT HU window.
+        pet_mode: PET normalisation mode (``"sigmoid"`` or ``"suv"``).
+        suv_max: upper clip of the ``"suv"`` mode.
+        ct_pad_value: CT value (HU) where the crop box leaves the CT (air); the PET and masks are padded with 0.
+        load: start with ``LoadImaged`` + ``EnsureChannelFirstd``.
+
+    Returns:
+        the ``Compose`` (invertible for the spatial steps: ``Invertd(keys="pred", transform=..., orig_keys=ct_key)``
+        maps a prediction on the preprocessed grid back to the original CT grid).
+    """
+    from monai.transforms import (
+        ConcatItemsd,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        LoadImaged,
+        Orientationd,
+        ResampleToMatchd,
+        Spacingd,
+    )
+
+    labels = [str(k) for k in ensure_tuple(label_keys)]
+    all_keys = [ct_key, pet_key, *labels]
+    if len(set(all_keys)) != len(all_keys):
+        raise ValueError(f"hecktor_preprocessing: keys must be distinct, got ct/pet/labels {all_keys}.")
+    spacing = tuple(float(s) for s in ensure_tuple_rep(spacing, 3))
+    xforms: list[Any] = []
+    if load:
+        xforms += [LoadImaged(keys=all_keys, image_only=True), EnsureChannelFirstd(keys=all_keys)]
+    if device is not None:
+        xforms.append(EnsureTyped(keys=all_keys, device=torch.device(device), track_meta=True))
+    xforms += [
+        Orientationd(keys=all_keys, axcodes="RAS", labels=None),
+        Spacingd(
+            keys=[ct_key, *labels],
+            pixdim=spacing,
+            mode=["bilinear"] + ["nearest"] * len(labels),
+            padding_mode=["border"] + ["zeros"] * len(labels),
+        ),
+        ResampleToMatchd(keys=pet_key, key_dst=ct_key, mode="bilinear", padding_mode="zeros"),
+        HecktorNeckCropd(
+            keys=all_keys,
+            source_key=pet_key,
+            box_mm=box_mm,
+            pad_value=[ct_pad_value] + [0.0] * (1 + len(labels)),
+            label_keys=labels,
+        ),
+    ]
+    if normalize:
+        xforms += [
+            CTWindowNormalized(keys=ct_key, window=ct_window),
+            PETNormalized(keys=pet_key, mode=pet_mode, suv_max=suv_max),
+        ]
+    if image_key is not None:
+        xforms.append(ConcatItemsd(keys=[ct_key, pet_key], name=image_key, dim=0))
+    return Compose(xforms)
