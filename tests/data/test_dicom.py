@@ -409,7 +409,8 @@ def test_data_prep_hecktor_dicom_end_to_end(dicom_root, tmp_path, capsys):
 
     root, _ = dicom_root
     out = tmp_path / "out"
-    code = main(["--dicom", str(root), "--out", str(out), "--spacing", "2", "2", "2", "--box-mm", "64", "48", "32", "--folds", "1"])
+    geometry = ["--spacing", "2", "2", "2", "--box-mm", "64", "48", "32", "--folds", "1"]
+    code = main(["--dicom", str(root), "--out", str(out), *geometry])
     assert code == 1  # three broken cases, reported
     datalist = json.loads((out / "datalist.json").read_text())
     cases = {c["id"]: c for c in datalist["training"]}
