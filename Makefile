@@ -6,15 +6,23 @@ PIP := $(PYTHON) -m pip
 TORCH ?= torch==2.13.0
 RIGA := bundles/lexu_riga/configs
 RIGA_CPU := $(RIGA)/cpu_small.json
+HECKTOR := bundles/lexu_hecktor/configs
+HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: install quickstart test lint format
+.PHONY: install quickstart quickstart-riga test lint format
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
 	$(PIP) install -e ".[test]"
 
+# the main job: lexu_hecktor (3D PET/CT) on the embedded synthetic data, CPU-sized: train fold 0, evaluate, infer
 quickstart: install
+	$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR_CPU)']"
+	$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR)/evaluate.json','$(HECKTOR_CPU)']"
+	$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/inference.json','$(HECKTOR_CPU)']"
+
+quickstart-riga: install
 	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA_CPU)']"
 	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA)/evaluate.json','$(RIGA_CPU)']"
 

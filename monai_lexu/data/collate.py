@@ -41,14 +41,19 @@ def _pad_raters(raters: Any, target: int) -> Any:
 
 
 def pad_rater_collate(
-    batch: Sequence[Any], raters_key: Hashable = "raters", valid_key: Hashable = "rater_valid"
+    batch: Sequence[Any],
+    raters_key: Hashable = "raters",
+    valid_key: Hashable = "rater_valid",
+    names_key: Hashable = "rater_names",
 ) -> Any:
     """Collate multi-rater samples: pad rater counts to the batch maximum, then MONAI's ``list_data_collate``.
 
     Each sample's ``raters`` ``(R_i, L, *S)`` gets ``max_i R_i - R_i`` all-zero masks appended and its
     ``rater_valid`` ``(R_i,)`` is padded with False (a sample without ``valid_key`` counts all its raters as valid and
-    gets one). Everything else (MetaTensors, meta dicts, strings) collates exactly as in MONAI. Items that are lists
-    of dicts (e.g. from ``RandCropByPosNegLabeld(num_samples=n)``) are flattened first, like ``list_data_collate``.
+    gets one). A per-rater list of names (``names_key``, e.g. the HECKTOR datalist's ``rater_names``) is padded with
+    ``""`` to the same length. Everything else (MetaTensors, meta dicts, strings) collates exactly as in MONAI. Items
+    that are lists of dicts (e.g. from ``RandCropByPosNegLabeld(num_samples=n)``) are flattened first, like
+    ``list_data_collate``.
     The input samples are not modified (cached datasets stay intact).
 
     Use it as ``DataLoader(ds, batch_size=4, collate_fn=pad_rater_collate)``; for other key names wrap it with
@@ -58,6 +63,7 @@ def pad_rater_collate(
         batch: list of sample dicts (or of lists of sample dicts).
         raters_key: key of the ``(R, L, *S)`` rater masks.
         valid_key: key of the ``(R,)`` bool validity mask.
+        names_key: key of an optional list of the R rater names.
 
     Returns:
         the collated batch; ``raters`` ``(B, R_max, L, *S)``, ``rater_valid`` ``(B, R_max)`` bool.
@@ -80,6 +86,9 @@ def pad_rater_collate(
                 new = dict(d)
                 new[valid_key] = _pad_valid(valid, n, target, i, valid_key)
                 new[raters_key] = _pad_raters(d[raters_key], target)
+                names = d.get(names_key)
+                if isinstance(names, (list, tuple)):
+                    new[names_key] = [*names, *([""] * (target - len(names)))]
                 padded.append(new)
             data = padded
     return list_data_collate(data)

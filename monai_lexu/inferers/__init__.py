@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .labelmap import ProbToLabelMap, ProbToLabelMapd
 from .multihead import (
     MultiHeadInferer,
     SplitProbUnc,
@@ -13,6 +14,8 @@ from .multihead import (
 
 __all__ = [
     "MultiHeadInferer",
+    "ProbToLabelMap",
+    "ProbToLabelMapd",
     "SplitProbUnc",
     "SplitProbUncd",
     "SplitProbUncD",

@@ -79,3 +79,15 @@ def test_pad_rater_collate_errors():
         pad_rater_collate([_sample(1, 0), bad])
     with pytest.raises(RuntimeError, match="raters"):  # structures / spatial sizes must still agree
         pad_rater_collate([_sample(1, 0), {**_sample(1, 1), "raters": torch.ones(1, 3, 4, 4)}])
+
+
+def test_rater_names_are_padded_with_the_raters():
+    batch = [
+        {"raters": torch.ones(2, 1, 2, 2), "rater_names": ["rater1", "rater3"]},
+        {"raters": torch.ones(3, 1, 2, 2), "rater_names": ["rater1", "rater2", "rater4"]},
+    ]
+    out = pad_rater_collate(batch)
+    assert out["raters"].shape == (2, 3, 1, 2, 2)
+    # list_data_collate transposes lists of strings: one tuple per rater position
+    assert [list(x) for x in out["rater_names"]] == [["rater1", "rater1"], ["rater3", "rater2"], ["", "rater4"]]
+    assert batch[0]["rater_names"] == ["rater1", "rater3"]  # input untouched
