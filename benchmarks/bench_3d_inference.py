@@ -3,8 +3,9 @@ one head, side by side in one run.
 
 Each model runs in its own child process (so each peak resident memory is its own): a 2-channel PET/CT-sized volume
 (default 192x192x160) through ``MultiHeadInferer`` over MONAI's ``SlidingWindowInferer`` (roi 96^3, overlap 0.5,
-gaussian, sw_batch_size 4): probability and uncertainty per structure for the whole volume. Reports wall time and
-peak memory (ru_maxrss on CPU; torch.cuda.max_memory_allocated on a GPU) and writes JSON. Example::
+gaussian; sw_batch_size 4 on a GPU, 1 on CPU, as the bundle): probability and uncertainty per structure for the
+whole volume. Reports wall time and peak memory (ru_maxrss on CPU; torch.cuda.max_memory_allocated on a GPU) and
+writes JSON. Example::
 
     python benchmarks/bench_3d_inference.py                      # -> benchmarks/results/inference_3d.json
     python benchmarks/bench_3d_inference.py --shape 128 128 96 --repeats 1
@@ -70,12 +71,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--shape", type=int, nargs=3, default=[192, 192, 160])
     parser.add_argument("--roi", type=int, nargs=3, default=[96, 96, 96])
     parser.add_argument("--features", type=int, nargs="+", default=[32, 64, 128, 256, 320])
-    parser.add_argument("--sw-batch-size", type=int, default=4)
+    parser.add_argument(
+        "--sw-batch-size",
+        type=int,
+        default=None,
+        help="windows per forward (default as the bundle: 4 on CUDA, 1 on CPU)",
+    )
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "inference_3d.json"))
     a = parser.parse_args(argv)
+    if a.sw_batch_size is None:
+        import torch
+
+        a.sw_batch_size = 4 if torch.cuda.is_available() else 1
     args = {
         "shape": a.shape,
         "roi": a.roi,
