@@ -393,13 +393,6 @@ def _fmt(v: float) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    vals = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
-    if vals.size == 0:
-        return "n/a"
-    return f"{vals.mean():.3f} ({vals.std():.3f})"
-
-
 def _write_summaries(out_dir: Path, rows: list[dict[str, Any]], folds: int) -> str:
     names = list(HECKTOR_STRUCTURES)
     with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
@@ -413,23 +406,23 @@ def _write_summaries(out_dir: Path, rows: list[dict[str, Any]], folds: int) -> s
             for s in names:
                 line += [_fmt(row["volume_ml"][s]), _fmt(row["dice"][s])]
             writer.writerow(line)
-    head = ["Fold", "Cases", "Raters/case"]
-    head += [f"{s} inter-rater Dice" for s in names] + [f"{s} volume ml" for s in names]
-    lines = [
-        "Inter-rater agreement per fold: mean (std) over cases of the mean pairwise Dice between raters "
-        "(cases where no rater drew the structure are left out), and mean (std) volume over cases.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
+    from monai_lexu.report import markdown_table, mean_std
+
     groups = [(str(k), [r for r in rows if r["fold"] == k]) for k in range(folds)] + [("all", rows)]
+    table = []
     for label, group in groups:
-        cells = [label, str(len(group))]
-        cells.append(f"{np.mean([len(r['raters']) for r in group]):.2f}" if group else "n/a")
-        cells += [_mean_std([r["dice"][s] for r in group]) for s in names]
-        cells += [_mean_std([r["volume_ml"][s] for r in group]) for s in names]
-        lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
+        row: dict[str, object] = {"Fold": label, "Cases": len(group)}
+        row["Raters/case"] = f"{np.mean([len(r['raters']) for r in group]):.2f}" if group else "n/a"
+        row.update({f"{s} inter-rater Dice": mean_std([r["dice"][s] for r in group]) for s in names})
+        row.update({f"{s} volume ml": mean_std([r["volume_ml"][s] for r in group]) for s in names})
+        table.append(row)
+    lines = [
+        "Inter-rater agreement per fold: mean ± std over cases of the mean pairwise Dice between raters "
+        "(cases where no rater drew the structure are left out), and mean ± std volume over cases.",
+        "",
+        markdown_table(table),
+    ]
+    text = "\n".join(lines)
     (out_dir / "summary.md").write_text(text, encoding="utf-8")
     return text
 
