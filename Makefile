@@ -10,7 +10,7 @@ HECKTOR := bundles/lexu_hecktor/configs
 HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: install quickstart quickstart-riga test lint format
+.PHONY: install quickstart quickstart-riga hecktor-cv test lint format
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
@@ -25,6 +25,14 @@ quickstart: install
 quickstart-riga: install
 	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA_CPU)']"
 	$(PYTHON) -m monai.bundle run --config_file "['$(RIGA)/train.json','$(RIGA)/evaluate.json','$(RIGA_CPU)']"
+
+# lexu_hecktor 3-fold cross-validation, CPU-sized: train and evaluate folds 0, 1, 2 -> eval/metrics_folds_summary.md
+hecktor-cv: install
+	for fold in 0 1 2; do \
+		$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR_CPU)']" --fold $$fold && \
+		$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR)/evaluate.json','$(HECKTOR_CPU)']" \
+			--fold $$fold || exit 1; \
+	done
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
