@@ -20,33 +20,13 @@ __all__ = ["LEXULoss", "sample_valid_raters", "SAMPLING_MODES"]
 SAMPLING_MODES = ("batch", "sample", "none")
 
 
-def _rater_statistics(raters: torch.Tensor, rater_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft label and unbiased rater variance over the valid raters (fallback if ``monai_lexu.transforms`` lacks it).
-
-    Args:
-        raters: ``(B, R, L, *S)`` binary rater masks.
-        rater_valid: ``(B, R)`` bool.
-
-    Returns:
-        ``soft_label (B, L, *S)``, ``rater_var (B, L, *S)`` (zero where only one rater is valid).
-    """
-    raters = raters.float()
-    w = rater_valid.to(raters.device).bool().reshape(*rater_valid.shape, *([1] * (raters.ndim - 2)))
-    zero = torch.zeros((), dtype=raters.dtype, device=raters.device)
-    n = w.sum(dim=1).to(raters.dtype)
-    mean = torch.where(w, raters, zero).sum(dim=1) / n.clamp_min(1.0)
-    ss = torch.where(w, (raters - mean.unsqueeze(1)) ** 2, zero).sum(dim=1)
-    var = torch.where(n > 1, ss / (n - 1).clamp_min(1.0), zero)
-    return mean, var
-
-
 def _statistics(raters: torch.Tensor, rater_valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft label and unbiased variance of the valid raters, ``(B, L, *S)`` each: the shared
+    :func:`monai_lexu.transforms.rater_statistics` (imported lazily: it pulls in MONAI's transforms)."""
+    from monai_lexu.transforms import rater_statistics
+
     if rater_valid is None:
         rater_valid = torch.ones(raters.shape[:2], dtype=torch.bool, device=raters.device)
-    try:  # prefer the project's shared implementation (imported lazily)
-        from monai_lexu.transforms import rater_statistics
-    except ImportError:
-        return _rater_statistics(raters, rater_valid)
     soft, var = rater_statistics(raters, rater_valid, unbiased=True)  # (B, R) mask -> batched statistics
     return torch.as_tensor(soft), torch.as_tensor(var)
 
