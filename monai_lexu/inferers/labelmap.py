@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
+from monai.utils import convert_to_dst_type
 
 __all__ = ["ProbToLabelMap", "ProbToLabelMapd"]
 
@@ -39,18 +40,7 @@ class ProbToLabelMap(Transform):
         best, index = prob.max(dim=0, keepdim=True)
         values = torch.tensor(self.label_values, device=prob.device)[index]
         out = torch.where(best >= self.threshold, values, torch.zeros_like(values)).to(self.dtype)
-        return _like(prob, out)
-
-
-def _like(reference: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """``data`` as the reference's type (MetaTensor meta copied)."""
-    from monai.data import MetaTensor
-
-    if isinstance(reference, MetaTensor):
-        return MetaTensor(
-            data.as_subclass(torch.Tensor), meta=reference.meta, applied_operations=list(reference.applied_operations)
-        )
-    return data
+        return convert_to_dst_type(out, prob, dtype=self.dtype)[0]  # keeps MetaTensor meta
 
 
 class ProbToLabelMapd(MapTransform):
