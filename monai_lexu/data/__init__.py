@@ -42,8 +42,10 @@ from .riga import (
 )
 from .slices import ensure_axial_slices, extract_axial_slices
 from .synthetic import (
+    JUNGO_VARIANTS,
     RIGA_CSV_HEADER,
     RIGA_MASK_VALUES,
+    ensure_jungo_dataset,
     make_jungo_sample,
     make_riga_like_sample,
     write_jungo_dataset,
@@ -106,6 +108,8 @@ __all__ = [
     "ensure_riga_dataset",
     "load_multirater_datalist",
     "load_structures",
+    "JUNGO_VARIANTS",
+    "ensure_jungo_dataset",
     "make_jungo_sample",
     "make_riga_like_sample",
     "pad_rater_collate",

@@ -59,6 +59,8 @@ from monai_lexu.data.datalist import write_multirater_datalist
 __all__ = [
     "RIGA_CSV_HEADER",
     "RIGA_MASK_VALUES",
+    "JUNGO_VARIANTS",
+    "ensure_jungo_dataset",
     "make_jungo_sample",
     "make_riga_like_sample",
     "write_jungo_dataset",
@@ -314,6 +316,52 @@ def write_jungo_dataset(
             size=size,
         )
     return out
+
+
+JUNGO_VARIANTS = ("unperturbed", "perturbed")
+"""Image variants of the Jungo set: low-entropy (crisp edges) and high-entropy (observer-summed, graded) images."""
+
+
+def ensure_jungo_dataset(
+    dataset_dir: str | os.PathLike, variant: str = "unperturbed", synthetic_kwargs: Mapping[str, Any] | None = None
+) -> Path:
+    """Return the datalist of one image variant of the Jungo set in ``dataset_dir``, writing the set if needed.
+
+    If ``dataset_dir/datalist_<variant>.json`` exists it is returned as is; else, if ``dataset_dir`` is missing or
+    empty, :func:`write_jungo_dataset` writes the set there (``synthetic_kwargs``: its ``num_samples``, ``size``,
+    ``seed``, ``splits``) and an INFO message is logged. Both variants share the masks, so they are written together.
+
+    Args:
+        dataset_dir: the data set directory.
+        variant: ``"unperturbed"`` or ``"perturbed"``.
+        synthetic_kwargs: keyword arguments of :func:`write_jungo_dataset`.
+
+    Returns:
+        the path of ``dataset_dir/datalist_<variant>.json``.
+
+    Raises:
+        ValueError: on an unknown variant.
+        FileNotFoundError: if ``dataset_dir`` holds other files but not the datalist.
+    """
+    import logging
+
+    if variant not in JUNGO_VARIANTS:
+        raise ValueError(f"variant must be one of {JUNGO_VARIANTS}, got {variant!r}.")
+    dataset_dir = Path(dataset_dir)
+    datalist = dataset_dir / f"datalist_{variant}.json"
+    if datalist.is_file():
+        return datalist
+    if dataset_dir.is_dir() and any(dataset_dir.iterdir()):
+        raise FileNotFoundError(
+            f"{dataset_dir} is not empty but has no {datalist.name}: point dataset_dir to an empty folder (the Jungo "
+            "set is then generated) or to the output of `python -m data_prep.synthetic jungo --out DIR`."
+        )
+    kwargs = dict(synthetic_kwargs or {})
+    logging.getLogger("monai_lexu").info(
+        "writing the Jungo et al. 2018 synthetic multi-observer set to %s (%s)", dataset_dir, kwargs or "defaults"
+    )
+    write_jungo_dataset(dataset_dir, **kwargs)
+    return datalist
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -69,9 +69,14 @@ class UncertaintyReport:
     the pixel-level NCC between the two maps, the soft Dice of the probability against the soft label, the
     binary NLL, Jungo's weighted mean entropy (WME, predictive entropy weighted by the raters' entropy; NaN and left
     out for an image without disagreement) and mean entropy (ME), and pooled calibration data (see
-    :mod:`monai_lexu.metrics` for each exact definition). When the engine completes it writes
-    ``<prefix>_summary.csv``/``.md``, ``<prefix>_per_image.csv`` and ``<prefix>.json`` in ``output_dir``, logs the
-    Markdown table, and puts the summary numbers into ``engine.state.metrics`` (e.g. ``SR_cup``).
+    :mod:`monai_lexu.metrics` for each exact definition). With ``ground_truth_key`` (data with a known true mask,
+    e.g. the Jungo synthetic set) it also records ``Dice_gt``: the Dice of ``prob >= 0.5`` against that mask
+    (MONAI ``compute_dice`` with ``ignore_empty=False``: two empty masks give 1), Jungo's Table 1 Dice.
+    When the engine completes it writes ``<prefix>_summary.csv``/``.md``, ``<prefix>_per_image.csv`` and
+    ``<prefix>.json`` (per structure and metric: ``mean``, ``std`` over images, and the per-image values) in
+    ``output_dir``, logs the Markdown table, and puts the summary numbers into ``engine.state.metrics``
+    (e.g. ``SR_cup``). With ``save_maps > 0`` the first ``save_maps`` images' maps are kept for figures (see
+    :meth:`save_case_maps`).
 
     Args:
         structures: names of the L structure channels, e.g. ``["disc", "cup"]``.
@@ -86,6 +91,10 @@ class UncertaintyReport:
         calibration_bins: equal-width bins of the pooled reliability diagram (``<prefix>_reliability.png``) and of
             the pooled ECE row (mean |confidence - observed frequency| weighted by pixel count, against the soft
             label; see :func:`monai_lexu.metrics.reliability_curve`).
+        ground_truth_key: key of a true mask ``(L, *S)`` (output, its ``label`` dict, or batch); ``None``: no Dice_gt.
+        save_maps: number of images (the first ones seen) whose maps are written to ``<prefix>_maps/<id>.npz``.
+        image_key: key of the network input ``(C, *S)`` saved with the maps.
+        raters_key: key of the rater masks ``(R, L, *S)`` saved with the maps (``rater_valid`` selects the valid).
     """
 
     METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE")
@@ -103,6 +112,10 @@ class UncertaintyReport:
         prefix: str = "metrics",
         title: str = "Uncertainty and segmentation metrics",
         calibration_bins: int = 10,
+        ground_truth_key: str | None = None,
+        save_maps: int = 0,
+        image_key: str = "image",
+        raters_key: str = "raters",
     ) -> None:
         self.structures = list(structures)
         self.output_dir = Path(output_dir)
@@ -110,11 +123,17 @@ class UncertaintyReport:
         self.soft_label_key, self.var_key, self.id_key = soft_label_key, var_key, id_key
         self.prefix, self.title = prefix, title
         self.calibration_bins = calibration_bins
+        self.ground_truth_key = ground_truth_key
+        self.save_maps, self.image_key, self.raters_key = int(save_maps), image_key, raters_key
+        extra = ("Dice_gt",) if ground_truth_key else ()
+        self.metrics = self.METRICS + extra
+        self.per_image = self.PER_IMAGE + extra
         self.reset()
 
     def reset(self) -> None:
         """Forget every recorded image."""
         self.records: list[dict[str, Any]] = []
+        self.maps: list[dict[str, Any]] = []
         self._unc_sums: list[torch.Tensor] = []
         self._var_sums: list[torch.Tensor] = []
         # pooled reliability data: per structure and bin, sum of confidences, of soft labels, and pixel counts
@@ -131,7 +150,13 @@ class UncertaintyReport:
         self.iteration_completed(engine)
 
     def add(
-        self, prob: torch.Tensor, unc: torch.Tensor, soft_label: torch.Tensor, rater_var: torch.Tensor, case_id=None
+        self,
+        prob: torch.Tensor,
+        unc: torch.Tensor,
+        soft_label: torch.Tensor,
+        rater_var: torch.Tensor,
+        case_id=None,
+        ground_truth: torch.Tensor | None = None,
     ):
         """Record one image.
 
@@ -141,6 +166,7 @@ class UncertaintyReport:
             soft_label: mean of the valid raters (L, *S).
             rater_var: variance of the valid raters (L, *S).
             case_id: identifier written to the per-image table.
+            ground_truth: true mask (L, *S) for ``Dice_gt`` (required when ``ground_truth_key`` is set).
         """
         from monai_lexu.metrics import (
             mean_entropy,
@@ -166,6 +192,16 @@ class UncertaintyReport:
         nll = negative_log_likelihood(p, s)[0]
         wme = weighted_mean_entropy(p, s)[0]
         me = mean_entropy(p)[0]
+        dice_gt = None
+        if self.ground_truth_key:
+            if ground_truth is None:
+                raise ValueError(f"case {case_id}: no ground truth under {self.ground_truth_key!r} for Dice_gt")
+            from monai.metrics import compute_dice
+
+            g = torch.as_tensor(ground_truth).detach().float().cpu()[None]
+            if g.shape != p.shape:
+                raise ValueError(f"case {case_id}: ground truth {tuple(g.shape[1:])} != prob {tuple(p.shape[1:])}")
+            dice_gt = compute_dice((p >= 0.5).float(), (g > 0.5).float(), ignore_empty=False)[0]
         curve = reliability_curve(p, s, num_bins=self.calibration_bins)
         counts = curve.counts.double()
         self._calib[0] += torch.nan_to_num(curve.confidence.double()) * counts
@@ -180,6 +216,8 @@ class UncertaintyReport:
             record[f"NLL_{name}"] = float(nll[i])
             record[f"WME_{name}"] = float(wme[i])
             record[f"ME_{name}"] = float(me[i])
+            if dice_gt is not None:
+                record[f"Dice_gt_{name}"] = float(dice_gt[i])
         self.records.append(record)
 
     def iteration_completed(self, engine: Engine) -> None:
@@ -196,7 +234,53 @@ class UncertaintyReport:
                 _lookup(self.soft_label_key, out, batch),
                 _lookup(self.var_key, out, batch),
                 case_id=case_id if isinstance(case_id, (str, int)) else None,
+                ground_truth=_lookup(self.ground_truth_key, out, batch) if self.ground_truth_key else None,
             )
+            if len(self.maps) < self.save_maps:
+                self.keep_maps(out, batch, self.records[-1]["id"])
+
+    def keep_maps(self, output: Any, batch: Any, case_id: Any) -> None:
+        """Keep one image's maps for figures (2D as they are; 3D: the axial slice with the largest rater variance).
+
+        Stored as float32 numpy arrays: ``image`` (C, H, W), ``raters`` (R_valid, L, H, W), ``prob``, ``unc``,
+        ``soft_label``, ``rater_var`` (L, H, W), plus ``id`` and ``slice`` (the slice index along the last axis
+        for 3D, -1 for 2D). Missing image/raters are simply not stored.
+        """
+        import numpy as np
+
+        keys = {"prob": self.prob_key, "unc": self.unc_key, "soft_label": self.soft_label_key, "rater_var": self.var_key}
+        maps = {k: torch.as_tensor(_lookup(v, output, batch)).detach().float().cpu() for k, v in keys.items()}
+        for name, key in (("image", self.image_key), ("raters", self.raters_key)):
+            try:
+                maps[name] = torch.as_tensor(_lookup(key, output, batch)).detach().float().cpu()
+            except KeyError:
+                pass
+        if "raters" in maps:
+            try:
+                valid = torch.as_tensor(_lookup("rater_valid", output, batch)).bool().cpu()
+                maps["raters"] = maps["raters"][valid]
+            except KeyError:
+                pass
+        index = -1
+        if maps["prob"].ndim == 4:  # (L, H, W, D): the axial slice where the raters disagree most
+            index = int(maps["rater_var"].sum(dim=(0, 1, 2)).argmax())
+            maps = {k: v[..., index] for k, v in maps.items()}
+        record = {k: v.numpy().astype(np.float32) for k, v in maps.items()}
+        record.update(id=str(case_id), slice=index)
+        self.maps.append(record)
+
+    def save_case_maps(self) -> list[Path]:
+        """Write every kept image's maps to ``<output_dir>/<prefix>_maps/<id>.npz``; returns the paths."""
+        import numpy as np
+
+        folder = self.output_dir / f"{self.prefix}_maps"
+        paths = []
+        for record in self.maps:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{record['id']}.npz"
+            np.savez_compressed(path, **record)
+            paths.append(path)
+        return paths
 
     def summary(self) -> dict[str, dict[str, float | list[float]]]:
         """Per metric and structure: SR/DC across images; per-image values (NCC, soft Dice, NLL) as lists."""
@@ -216,7 +300,7 @@ class UncertaintyReport:
                 "SR": float(sr[i]),
                 "DC": float(dc[i]),
                 "ECE": float(ece[i]),
-                **{m: [r[f"{m}_{name}"] for r in self.records] for m in self.PER_IMAGE},
+                **{m: [r[f"{m}_{name}"] for r in self.records] for m in self.per_image},
             }
         return out
 
@@ -232,19 +316,22 @@ class UncertaintyReport:
         import numpy as np
 
         summary = self.summary()
-        rows, means = [], {}
-        for metric in self.METRICS:
+        rows, means, stds = [], {}, {}
+        for metric in self.metrics:
             row: dict[str, object] = {"metric": metric}
             for name, values in summary.items():
                 v = values[metric]
                 if isinstance(v, list):
                     row[name] = mean_std(v)
                     arr = np.asarray(v, dtype=float)
-                    mean = float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+                    finite = arr[np.isfinite(arr)]
+                    mean = float(finite.mean()) if finite.size else float("nan")
+                    std = float(finite.std()) if finite.size else float("nan")
                 else:
                     row[name] = f"{v:.3f}"
-                    mean = v
+                    mean, std = v, float("nan")
                 means.setdefault(name, {})[metric] = mean
+                stds.setdefault(name, {})[metric] = std
             rows.append(row)
         table = markdown_table(rows, ["metric", *self.structures])
         n = len(self.records)
@@ -252,13 +339,16 @@ class UncertaintyReport:
             f"# {self.title}\n\n{n} images. SR/DC: correlation across images of the per-image sums of the "
             "uncertainty map and of the rater variance; NCC: per-image pixel correlation of the two maps; "
             "soft Dice, NLL, WME (predictive entropy weighted by the raters' entropy) and ME against the soft label "
-            "(mean ± std over images); ECE pooled over all pixels against the soft label.\n\n" + table
+            "(mean ± std over images); ECE pooled over all pixels against the soft label."
+            + (" Dice_gt: Dice of prob >= 0.5 against the true mask." if self.ground_truth_key else "")
+            + "\n\n"
+            + table
         )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_markdown(self.output_dir / f"{self.prefix}_summary.md", text)
         write_csv(
             self.output_dir / f"{self.prefix}_summary.csv",
-            [{"metric": m, **{s: means[s][m] for s in self.structures}} for m in self.METRICS],
+            [{"metric": m, **{s: means[s][m] for s in self.structures}} for m in self.metrics],
         )
         write_csv(self.output_dir / f"{self.prefix}_per_image.csv", self.records)
         plot_reliability_diagram(
@@ -267,10 +357,13 @@ class UncertaintyReport:
             self.output_dir / f"{self.prefix}_reliability.png",
             title=f"{self.title}: reliability against the soft label",
         )
-        (self.output_dir / f"{self.prefix}.json").write_text(json.dumps({"num_images": n, "mean": means}, indent=2))
+        per_image = {s: {m: v for m, v in values.items() if isinstance(v, list)} for s, values in summary.items()}
+        result = {"num_images": n, "mean": means, "std": stds, "per_image": per_image}
+        (self.output_dir / f"{self.prefix}.json").write_text(json.dumps(result, indent=2))
+        self.save_case_maps()
         logger.info("\n%s", text)
         if engine is not None:
             for s in self.structures:
-                for m in self.METRICS:
+                for m in self.metrics:
                     engine.state.metrics[f"{m}_{s}"] = means[s][m]
         return means

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from .labelmap import ProbToLabelMap, ProbToLabelMapd
 from .multihead import (
+    UNCERTAINTY_MEASURES,
+    MCDropoutInferer,
     MultiHeadInferer,
     SplitProbUnc,
     SplitProbUncD,
     SplitProbUncd,
     SplitProbUncDict,
     heads_to_prob_unc,
+    mc_dropout,
 )
 
 __all__ = [
+    "UNCERTAINTY_MEASURES",
+    "MCDropoutInferer",
     "MultiHeadInferer",
     "ProbToLabelMap",
     "ProbToLabelMapd",
@@ -21,4 +26,5 @@ __all__ = [
     "SplitProbUncD",
     "SplitProbUncDict",
     "heads_to_prob_unc",
+    "mc_dropout",
 ]

@@ -1,12 +1,16 @@
 """Inference for multi-head networks: per-structure probability and uncertainty maps.
 
 Every method's inference output is ``cat([prob, unc], dim=1)`` of shape ``(B, 2L, *S)``, where ``prob`` is the mean
-over heads of the sigmoids and ``unc`` their (unbiased) variance over heads.
+over heads of the sigmoids and ``unc`` their (unbiased) variance over heads, or the predictive entropy of ``prob``.
+"Heads" are whatever the network stacks along channels: LEXU's decoder heads, Layer Ensembles' encoder and decoder
+heads, Deep Ensembles' members (:class:`monai_lexu.networks.DeepEnsemble`) or Monte-Carlo dropout samples
+(:class:`MCDropoutInferer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -14,9 +18,13 @@ from monai.config import KeysCollection
 from monai.inferers import Inferer, SimpleInferer
 from monai.transforms import MapTransform, Transform
 from monai.utils import ensure_tuple_rep
+from torch import nn
 
 __all__ = [
+    "UNCERTAINTY_MEASURES",
     "heads_to_prob_unc",
+    "mc_dropout",
+    "MCDropoutInferer",
     "MultiHeadInferer",
     "SplitProbUnc",
     "SplitProbUncd",
@@ -25,12 +33,20 @@ __all__ = [
 ]
 
 
-def heads_to_prob_unc(logits: torch.Tensor, num_heads: int, skip_first: int = 0, unbiased: bool = True) -> torch.Tensor:
+UNCERTAINTY_MEASURES = ("variance", "entropy")
+
+
+def heads_to_prob_unc(
+    logits: torch.Tensor, num_heads: int, skip_first: int = 0, unbiased: bool = True, uncertainty: str = "variance"
+) -> torch.Tensor:
     """Turn head-major multi-head logits into per-structure probability and uncertainty maps.
 
     ``p_k = sigmoid(z_k)`` for the kept heads ``k = skip_first ... K - 1``; ``prob = mean_k p_k`` and
     ``unc = var_k p_k`` (unbiased by default, as the LEXU reference; zero when a single head is kept). Layer Ensembles
     drops the first ``skip_first`` (shallowest) heads, e.g. 6 of 10 in the LEXU paper's LE baseline.
+    With ``uncertainty="entropy"``, ``unc`` is instead the predictive entropy of the mean probability in bits,
+    ``H(prob) = -prob log2 prob - (1 - prob) log2(1 - prob)`` (:func:`monai_lexu.metrics.binary_entropy`): Jungo et
+    al.'s MC-dropout uncertainty (their ``-sum_c p_c log p_c`` over the two classes of a binary structure).
 
     Computation is done in at least float32 and cast back to the dtype of ``logits`` (works under AMP).
 
@@ -39,13 +55,16 @@ def heads_to_prob_unc(logits: torch.Tensor, num_heads: int, skip_first: int = 0,
         num_heads: ``K``.
         skip_first: number of leading heads to drop (``0 <= skip_first < K``).
         unbiased: unbiased (ddof=1) variance if True, else population variance (ddof=0).
+        uncertainty: ``"variance"`` (over heads) or ``"entropy"`` (predictive entropy of ``prob``, bits).
 
     Returns:
         ``(B, 2L, *S)`` = ``cat([prob (B, L, *S), unc (B, L, *S)], dim=1)``.
 
     Raises:
-        ValueError: on a bad shape or ``skip_first``.
+        ValueError: on a bad shape, ``skip_first`` or ``uncertainty``.
     """
+    if uncertainty not in UNCERTAINTY_MEASURES:
+        raise ValueError(f"uncertainty must be one of {UNCERTAINTY_MEASURES}, got {uncertainty!r}.")
     if logits.ndim < 3:
         raise ValueError(f"logits must have shape (B, K*L, *S), got {tuple(logits.shape)}.")
     if num_heads < 1 or logits.shape[1] % num_heads != 0:
@@ -60,7 +79,11 @@ def heads_to_prob_unc(logits: torch.Tensor, num_heads: int, skip_first: int = 0,
     z = logits.reshape(b, num_heads, c // num_heads, *logits.shape[2:])[:, skip_first:]
     probs = torch.sigmoid(z.to(work))
     prob = probs.mean(dim=1)
-    if probs.shape[1] > 1:
+    if uncertainty == "entropy":
+        from monai_lexu.metrics import binary_entropy
+
+        unc = binary_entropy(prob.clamp(0.0, 1.0)).to(work)
+    elif probs.shape[1] > 1:
         unc = probs.var(dim=1, unbiased=unbiased)
     else:
         unc = torch.zeros_like(prob)
@@ -70,14 +93,30 @@ def heads_to_prob_unc(logits: torch.Tensor, num_heads: int, skip_first: int = 0,
 class _ProbUncPredictor:
     """Callable wrapping a network so that every call (e.g. every sliding window) returns prob/unc maps."""
 
-    def __init__(self, network: Callable[..., torch.Tensor], num_heads: int, skip_first: int, unbiased: bool) -> None:
+    def __init__(
+        self,
+        network: Callable[..., torch.Tensor],
+        num_heads: int,
+        skip_first: int,
+        unbiased: bool,
+        uncertainty: str,
+        num_samples: int = 1,
+    ) -> None:
         self.network = network
         self.num_heads = num_heads
         self.skip_first = skip_first
         self.unbiased = unbiased
+        self.uncertainty = uncertainty
+        self.num_samples = num_samples
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return heads_to_prob_unc(self.network(x, *args, **kwargs), self.num_heads, self.skip_first, self.unbiased)
+        if self.num_samples == 1:
+            logits = self.network(x, *args, **kwargs)
+        else:  # Monte-Carlo samples stacked as heads, sample-major
+            logits = torch.cat([self.network(x, *args, **kwargs) for _ in range(self.num_samples)], dim=1)
+        return heads_to_prob_unc(
+            logits, self.num_heads * self.num_samples, self.skip_first, self.unbiased, self.uncertainty
+        )
 
 
 class MultiHeadInferer(Inferer):
@@ -94,6 +133,8 @@ class MultiHeadInferer(Inferer):
         base_inferer: MONAI inferer to run (``SimpleInferer()`` if None; use ``SlidingWindowInferer`` for 3D).
         skip_first: number of leading heads dropped before the statistics (Layer Ensembles: e.g. 6 of 10).
         unbiased: unbiased (ddof=1) variance over heads.
+        uncertainty: ``"variance"`` over heads (default) or ``"entropy"`` of the mean probability, see
+            :func:`heads_to_prob_unc`.
 
     Example::
 
@@ -102,24 +143,117 @@ class MultiHeadInferer(Inferer):
     """
 
     def __init__(
-        self, num_heads: int, base_inferer: Inferer | None = None, skip_first: int = 0, unbiased: bool = True
+        self,
+        num_heads: int,
+        base_inferer: Inferer | None = None,
+        skip_first: int = 0,
+        unbiased: bool = True,
+        uncertainty: str = "variance",
     ) -> None:
         super().__init__()
         if num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {num_heads}.")
         if not 0 <= skip_first < num_heads:
             raise ValueError(f"skip_first must be in [0, num_heads={num_heads}), got {skip_first}.")
+        if uncertainty not in UNCERTAINTY_MEASURES:
+            raise ValueError(f"uncertainty must be one of {UNCERTAINTY_MEASURES}, got {uncertainty!r}.")
         self.num_heads = int(num_heads)
         self.skip_first = int(skip_first)
         self.unbiased = bool(unbiased)
+        self.uncertainty = uncertainty
         self.base_inferer = SimpleInferer() if base_inferer is None else base_inferer
+
+    def _predictor(self, network: Callable[..., torch.Tensor]) -> _ProbUncPredictor:
+        return _ProbUncPredictor(network, self.num_heads, self.skip_first, self.unbiased, self.uncertainty)
 
     def __call__(
         self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
     ) -> torch.Tensor:
         """Run the base inferer on ``inputs`` ``(B, C, *S)`` and return ``(B, 2L, *S)``."""
-        predictor = _ProbUncPredictor(network, self.num_heads, self.skip_first, self.unbiased)
-        return self.base_inferer(inputs, predictor, *args, **kwargs)  # type: ignore[arg-type]
+        return self.base_inferer(inputs, self._predictor(network), *args, **kwargs)  # type: ignore[arg-type]
+
+
+_DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+@contextmanager
+def mc_dropout(network: nn.Module) -> Iterator[int]:
+    """Context in which only the dropout modules of ``network`` are in training mode (Monte-Carlo dropout).
+
+    Batch norm and every other module keep their current mode (normally ``eval``: running statistics); the modes
+    are restored on exit.
+
+    Yields:
+        the number of dropout modules switched on.
+
+    Raises:
+        ValueError: if the network has no dropout module with ``p > 0`` (MC dropout would return zero uncertainty).
+    """
+    dropouts = [m for m in network.modules() if isinstance(m, _DROPOUT_TYPES) and m.p > 0]
+    if not dropouts:
+        raise ValueError(
+            f"{type(network).__name__} has no dropout layer with p > 0: Monte-Carlo dropout needs one (e.g. "
+            "MultiHeadUNet(dropout=0.2))."
+        )
+    modes = [m.training for m in dropouts]
+    try:
+        for m in dropouts:
+            m.train()
+        yield len(dropouts)
+    finally:
+        for m, mode in zip(dropouts, modes):
+            m.train(mode)
+
+
+class MCDropoutInferer(MultiHeadInferer):
+    """Monte-Carlo dropout inference (Gal & Ghahramani 2016; Jungo et al. 2018): ``T`` stochastic passes as heads.
+
+    Inside :func:`mc_dropout` (dropout on, batch norm in eval mode) the network is run ``num_samples`` times on every
+    input (every sliding window), the ``T * K`` head logits are stacked sample-major and reduced by
+    :func:`heads_to_prob_unc`: ``prob`` = mean of the ``T`` sigmoids (Jungo's ``p(y|I) ~ 1/T sum_t p(y|I, W_t)``) and
+    ``unc`` = the predictive entropy of ``prob`` in bits (``uncertainty="entropy"``, Jungo's choice, default) or the
+    variance over the samples (``"variance"``, the quantity LEXU compares with the raters' variance).
+
+    Args:
+        num_samples: ``T`` (Jungo et al.: 20).
+        num_heads: heads per pass of the network (1 for a single-head U-Net).
+        base_inferer: MONAI inferer run once per call (``SimpleInferer`` if None); with a sliding window each window
+            gets its own ``T`` samples.
+        uncertainty: ``"entropy"`` (default) or ``"variance"``.
+        unbiased: unbiased variance over samples (``"variance"`` only).
+
+    Example::
+
+        net = MultiHeadUNet(2, 1, 1, backbone="plain", features=(16, 32, 64), heads="last", dropout=0.2).eval()
+        out = MCDropoutInferer(num_samples=20)(torch.rand(1, 1, 128, 128), net)  # (1, 2, 128, 128)
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 20,
+        num_heads: int = 1,
+        base_inferer: Inferer | None = None,
+        uncertainty: str = "entropy",
+        unbiased: bool = True,
+    ) -> None:
+        super().__init__(num_heads, base_inferer, skip_first=0, unbiased=unbiased, uncertainty=uncertainty)
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        self.num_samples = int(num_samples)
+
+    def _predictor(self, network: Callable[..., torch.Tensor]) -> _ProbUncPredictor:
+        return _ProbUncPredictor(
+            network, self.num_heads, 0, self.unbiased, self.uncertainty, num_samples=self.num_samples
+        )
+
+    def __call__(
+        self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """Run ``T`` dropout samples per call of the base inferer; returns ``(B, 2L, *S)``."""
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"MCDropoutInferer needs a torch.nn.Module network, got {type(network).__name__}.")
+        with mc_dropout(network):
+            return super().__call__(inputs, network, *args, **kwargs)
 
 
 class SplitProbUnc(Transform):

@@ -1,7 +1,8 @@
-"""monai_lexu.networks: multi-head segmentation networks."""
+"""monai_lexu.networks: multi-head segmentation networks and deep ensembles of them."""
 
 from __future__ import annotations
 
+from .ensemble import DeepEnsemble
 from .multihead_unet import BACKBONES, HEAD_MODES, MultiHeadUNet, split_heads
 
-__all__ = ["BACKBONES", "HEAD_MODES", "MultiHeadUNet", "split_heads"]
+__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet", "split_heads"]
