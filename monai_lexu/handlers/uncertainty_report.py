@@ -248,7 +248,12 @@ class UncertaintyReport:
         """
         import numpy as np
 
-        keys = {"prob": self.prob_key, "unc": self.unc_key, "soft_label": self.soft_label_key, "rater_var": self.var_key}
+        keys = {
+            "prob": self.prob_key,
+            "unc": self.unc_key,
+            "soft_label": self.soft_label_key,
+            "rater_var": self.var_key,
+        }
         maps = {k: torch.as_tensor(_lookup(v, output, batch)).detach().float().cpu() for k, v in keys.items()}
         for name, key in (("image", self.image_key), ("raters", self.raters_key)):
             try:

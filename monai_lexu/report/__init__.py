@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from .compare import (
+    TABLE1_METRICS,
+    TABLE2_METRICS,
+    bundle_inference_cost,
+    expand_runs,
+    fusion_table,
+    load_case_maps,
+    load_evaluation,
+    measure_inference_cost,
+    plot_method_comparison,
+    uncertainty_table,
+    write_table,
+)
 from .cv import cross_validation_summary
 from .figures import plot_reliability_diagram
 from .tables import format_value, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = [
+    "TABLE1_METRICS",
+    "TABLE2_METRICS",
+    "bundle_inference_cost",
+    "expand_runs",
+    "fusion_table",
+    "load_case_maps",
+    "load_evaluation",
+    "measure_inference_cost",
+    "plot_method_comparison",
+    "uncertainty_table",
+    "write_table",
     "cross_validation_summary",
     "format_value",
     "markdown_table",

@@ -1,0 +1,195 @@
+"""Reproduce LEXU Table 2 / Fig. 3 and Jungo et al. Table 1, CPU-sized, on the embedded synthetic data.
+
+Trains and evaluates, each through its real bundle configs (``python -m monai.bundle run``, one subprocess per
+stage):
+
+- RIGA-like set: ``lexu_riga``, ``layer_ensemble_riga`` (seeds ``--seeds``) and ``deep_ensemble_riga`` (seeds
+  ``--de-seeds``; the paper has one DE run) with their ``cpu_small.json`` recipe, all on one shared data folder;
+- Jungo et al.'s synthetic set: ``mcdropout_fusion_synthetic`` for every fusion mode x image variant;
+
+then writes, with :mod:`monai_lexu.report`, ``table2_uncertainty.{md,csv,json}`` (with parameters and inference
+time per image measured side by side in this process), ``table1_fusion.{md,csv,json}``, ``fig3_methods.png`` and
+``reproduce.json`` (timings, settings) into ``--out``. Finished runs (checkpoint and evaluation JSON present) are
+skipped, so the script can be resumed; ``--force`` redoes them.
+
+Example::
+
+    python benchmarks/reproduce_tables.py                       # everything (about 1.5 h on 2 CPU cores)
+    python benchmarks/reproduce_tables.py --only riga --seeds 27  # one seed of LEXU/LE plus DE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = REPO / "bundles"
+RIGA_METHODS = {"LEXU": "lexu_riga", "LE": "layer_ensemble_riga", "DE": "deep_ensemble_riga"}
+FUSIONS = ("random", "majority", "staple", "union", "intersection")
+VARIANTS = ("unperturbed", "perturbed")
+
+
+def _configs(bundle: str, *names: str) -> str:
+    files = [str(BUNDLES / bundle / "configs" / n) for n in names]
+    return "[" + ",".join(f"'{f}'" for f in files) + "]"
+
+
+def _run_bundle(config_files: str, overrides: dict[str, object], log: Path) -> float:
+    """Run ``python -m monai.bundle run`` with overrides; its output goes to ``log``. Returns seconds."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_files]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.run(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+    return time.perf_counter() - start
+
+
+def _train_and_evaluate(
+    bundle: str, run_dir: Path, overrides: dict[str, object], eval_json: str, force: bool, extra: Sequence[str] = ()
+) -> dict[str, float]:
+    """Train (``train.json`` + ``extra``) then evaluate one run into ``run_dir``; skipped when already done."""
+    ckpt, out = run_dir / "models", run_dir / "eval"
+    over = {**overrides, "ckpt_dir": str(ckpt), "output_dir": str(out)}
+    timing: dict[str, float] = {}
+    if force or not (ckpt / "model.pt").is_file():
+        print(f"  train {run_dir.name} ...", flush=True)
+        timing["train_s"] = _run_bundle(_configs(bundle, "train.json", *extra), over, run_dir / "train.log")
+    if force or not (out / eval_json).is_file():
+        print(f"  evaluate {run_dir.name} ...", flush=True)
+        timing["evaluate_s"] = _run_bundle(
+            _configs(bundle, "train.json", "evaluate.json", *extra), over, run_dir / "evaluate.log"
+        )
+    if timing:
+        print(f"  {run_dir.name}: " + ", ".join(f"{k} {v:.0f}" for k, v in timing.items()), flush=True)
+    return timing
+
+
+def reproduce_riga(work: Path, out: Path, seeds: Sequence[int], de_seeds: Sequence[int], force: bool) -> dict:
+    """Train/evaluate LEXU, LE and DE on the RIGA-like set; write Table 2 and Fig. 3."""
+    from monai_lexu.report import bundle_inference_cost, expand_runs, uncertainty_table, write_table
+
+    data = work / "data" / "riga"
+    timings: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[Path]] = {}
+    for name, bundle in RIGA_METHODS.items():
+        for seed in de_seeds if name == "DE" else seeds:
+            run_dir = work / "runs" / f"{bundle}_seed{seed}"
+            print(f"[riga] {name} seed {seed}", flush=True)
+            timings[run_dir.name] = _train_and_evaluate(
+                bundle,
+                run_dir,
+                {"dataset_dir": str(data), "seed": seed},
+                "metrics_test.json",
+                force,
+                ["cpu_small.json"],
+            )
+            runs.setdefault(name, []).append(run_dir / "eval" / "metrics_test.json")
+    methods = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
+    print("[riga] measuring parameters and inference time side by side", flush=True)
+    costs = bundle_inference_cost(
+        {
+            name: [BUNDLES / b / "configs" / "train.json", BUNDLES / b / "configs" / "cpu_small.json"]
+            for name, b in RIGA_METHODS.items()
+        },
+        input_shape=(3, 128, 128),
+        repeats=20,
+        warmup=2,
+    )
+    rows, records = uncertainty_table(methods, costs=costs)
+    caption = (
+        f"RIGA-like synthetic set (monai_lexu.data.synthetic), CPU recipe (cpu_small.json: plain U-Net 16-256, "
+        f"128x128, 60 epochs, lr 1e-3). LEXU/LE: seeds {list(seeds)}; DE: seeds {list(de_seeds)} (5 members). "
+        "Mean ± std over runs of each run's value on the Magrabia-like test set. Parameters and median inference "
+        "seconds per 128x128 image (20 interleaved repeats, batch 1, CPU) measured side by side in one process."
+    )
+    write_table(rows, records, out, "table2_uncertainty", "LEXU Table 2 on the RIGA-like set", caption)
+    _figure(work, out, seeds[0] if seeds else de_seeds[0], de_seeds[0])
+    return {"timings": timings, "costs": costs}
+
+
+def _figure(work: Path, out: Path, seed: int, de_seed: int) -> None:
+    from monai_lexu.report import load_case_maps, plot_method_comparison
+
+    folders = {
+        name: work / "runs" / f"{bundle}_seed{de_seed if name == 'DE' else seed}" / "eval" / "metrics_test_maps"
+        for name, bundle in RIGA_METHODS.items()
+    }
+    common = set.intersection(*({p.stem for p in f.glob("*.npz")} for f in folders.values()))
+    if not common:
+        print("[riga] no common saved case maps: figure skipped", flush=True)
+        return
+    # the case where the raters disagree most: the figure is about disagreement
+    case = max(sorted(common), key=lambda c: float(load_case_maps(folders["LEXU"] / f"{c}.npz")["rater_var"].sum()))
+    maps = {name: load_case_maps(f / f"{case}.npz") for name, f in folders.items()}
+    plot_method_comparison(maps, out / "fig3_methods.png", ["disc", "cup"], title=f"RIGA-like test image {case}")
+
+
+def reproduce_jungo(work: Path, out: Path, force: bool) -> dict:
+    """Train/evaluate the MC-dropout U-Net for every fusion mode and image variant; write Table 1."""
+    from monai_lexu.report import fusion_table, load_evaluation, write_table
+
+    data = work / "data" / "jungo"
+    timings, runs = {}, {}
+    for variant in VARIANTS:
+        for fusion in FUSIONS:
+            run_dir = work / "runs" / f"mcdropout_{fusion}_{variant}"
+            print(f"[jungo] {fusion} / {variant}", flush=True)
+            timings[run_dir.name] = _train_and_evaluate(
+                "mcdropout_fusion_synthetic",
+                run_dir,
+                {"dataset_dir": str(data), "fusion": fusion, "image_variant": variant},
+                "metrics_test.json",
+                force,
+            )
+            runs[(fusion, variant)] = load_evaluation(run_dir / "eval" / "metrics_test.json")
+    ordered = {(f, v): runs[(f, v)] for f in FUSIONS for v in VARIANTS}
+    rows, records = fusion_table(ordered)
+    caption = (
+        "Jungo et al. 2018 synthetic set (100 samples, 128x128, 80 training / 20 test), MC-dropout U-Net (16 filters, "
+        "2 poolings, p = 0.2), 100 epochs, T = 20. Mean ± std over the 20 test images; 'random' = no fusion."
+    )
+    write_table(rows, records, out, "table1_fusion", "Jungo et al. Table 1 on the synthetic set", caption)
+    return {"timings": timings}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--work", default=str(REPO / "benchmarks" / "work"), help="runs and data (default benchmarks/work)"
+    )
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "reproduce"), help="tables and figure")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[27, 28], help="LEXU/LE seeds (default 27 28)")
+    parser.add_argument("--de-seeds", type=int, nargs="+", default=[27], help="DE seeds (default 27, as the paper)")
+    parser.add_argument("--only", choices=("riga", "jungo"), default=None, help="run one part only")
+    parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
+    args = parser.parse_args(argv)
+    work, out = Path(args.work), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result: dict[str, object] = {"seeds": args.seeds, "de_seeds": args.de_seeds}
+    if args.only in (None, "riga"):
+        result["riga"] = reproduce_riga(work, out, args.seeds, args.de_seeds, args.force)
+    if args.only in (None, "jungo"):
+        result["jungo"] = reproduce_jungo(work, out, args.force)
+    result["total_s"] = time.perf_counter() - start
+    (out / f"reproduce{'_' + args.only if args.only else ''}.json").write_text(json.dumps(result, indent=2))
+    for part, name in (("riga", "table2_uncertainty.md"), ("jungo", "table1_fusion.md")):
+        if args.only in (None, part):
+            print((out / name).read_text())
+    print(f"done in {result['total_s'] / 60:.1f} min; outputs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

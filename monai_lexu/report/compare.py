@@ -1,0 +1,453 @@
+"""Compare methods from their evaluation outputs: Table 2 of LEXU, Table 1 of Jungo 2018, and Fig. 3 of LEXU.
+
+Every bundle's evaluation writes :class:`monai_lexu.handlers.UncertaintyReport` files: ``<prefix>.json`` (per
+structure and metric the mean and std over images and the per-image values) and, with ``save_maps``,
+``<prefix>_maps/<id>.npz``. The functions here only read those files (plus, for the cost columns, the bundle
+configs), so one comparison serves every method of the shared inference contract.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monai_lexu.report.tables import markdown_table, mean_std, write_csv, write_markdown
+
+__all__ = [
+    "TABLE2_METRICS",
+    "TABLE1_METRICS",
+    "load_evaluation",
+    "expand_runs",
+    "uncertainty_table",
+    "fusion_table",
+    "measure_inference_cost",
+    "bundle_inference_cost",
+    "write_table",
+    "load_case_maps",
+    "plot_method_comparison",
+]
+
+TABLE2_METRICS = ("SR", "DC", "NCC", "soft_dice", "NLL")
+"""Columns of LEXU's Table 2 (per structure)."""
+TABLE1_METRICS = ("WME", "ME", "Dice_gt")
+"""Rows of Jungo et al.'s Table 1 (Dice against the known true mask)."""
+
+
+def load_evaluation(path: str | Path) -> dict[str, Any]:
+    """Read one ``UncertaintyReport`` JSON (``{"num_images", "mean", "std", "per_image"}``).
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: if it is not an evaluation summary (no ``"mean"`` mapping of structure -> metric -> value).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"evaluation file not found: {path}")
+    data = json.loads(path.read_text())
+    mean = data.get("mean") if isinstance(data, Mapping) else None
+    if not isinstance(mean, Mapping) or not mean or not all(isinstance(v, Mapping) for v in mean.values()):
+        raise ValueError(f"{path} is not an UncertaintyReport summary (expected a 'mean' {{structure: {{metric}}}}).")
+    data["path"] = str(path)
+    return dict(data)
+
+
+def expand_runs(patterns: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Load every evaluation JSON matched by the glob patterns (sorted, duplicates removed).
+
+    Raises:
+        FileNotFoundError: if a pattern matches nothing.
+    """
+    paths: list[str] = []
+    for pattern in patterns:
+        found = sorted(glob.glob(str(pattern)))
+        if not found:
+            raise FileNotFoundError(f"no evaluation file matches {pattern}")
+        paths.extend(p for p in found if p not in paths)
+    return [load_evaluation(p) for p in paths]
+
+
+def _finite_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return float("nan"), float("nan")
+    return float(np.mean(finite)), float(np.std(finite))
+
+
+def uncertainty_table(
+    methods: Mapping[str, Sequence[Mapping[str, Any]]],
+    structures: Sequence[str] | None = None,
+    metrics: Sequence[str] = TABLE2_METRICS,
+    costs: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """LEXU Table 2: per method and structure SR, DC, NCC, soft Dice and NLL as mean ± std over runs (or folds).
+
+    Definition: each run (one evaluation JSON, e.g. one seed or one fold) contributes its per-structure summary
+    value (SR/DC computed across that run's images, NCC/soft Dice/NLL averaged over its images); the table shows the
+    mean ± population std (ddof 0) of those values over the runs, NaN runs left out and counted. The paper reports
+    three runs for LEXU and LE, one for DE (std then shown as 0), and 3-fold CV for HECKTOR. With ``costs``, the
+    columns ``params (M)`` and ``s / image`` (see :func:`measure_inference_cost`) are added.
+
+    Args:
+        methods: method name -> its runs (dicts from :func:`load_evaluation`), in the table's row order.
+        structures: structure names; default: those of the first run.
+        metrics: metric names (JSON keys).
+        costs: method name -> ``{"parameters": int, "seconds_per_image": float}``.
+
+    Returns:
+        ``(rows, records)``: Markdown rows (formatted cells) and long-form numeric records
+        (method, structure, metric, mean, std, runs).
+
+    Raises:
+        ValueError: if a method has no run or a run lacks a structure or metric.
+    """
+    if not methods:
+        raise ValueError("uncertainty_table needs at least one method.")
+    first = next(iter(methods.values()))
+    if not first:
+        raise ValueError(f"method {next(iter(methods))!r} has no evaluation run.")
+    structures = list(structures or first[0]["mean"])
+    rows: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for name, runs in methods.items():
+        if not runs:
+            raise ValueError(f"method {name!r} has no evaluation run.")
+        row: dict[str, Any] = {"method": name, "runs": len(runs)}
+        for metric in metrics:
+            for s in structures:
+                values = []
+                for run in runs:
+                    try:
+                        values.append(float(run["mean"][s][metric]))
+                    except KeyError as e:
+                        raise ValueError(f"{run.get('path', name)} has no {metric!r} for structure {s!r}") from e
+                m, sd = _finite_mean_std(values)
+                row[f"{metric} {s}"] = mean_std(values)
+                records.append(
+                    {"method": name, "structure": s, "metric": metric, "mean": m, "std": sd, "runs": len(runs)}
+                )
+        if costs is not None and name in costs:
+            row["params (M)"] = f"{costs[name]['parameters'] / 1e6:.3f}"
+            row["s / image"] = f"{costs[name]['seconds_per_image']:.4f}"
+            for key in ("parameters", "seconds_per_image"):
+                records.append(
+                    {
+                        "method": name,
+                        "structure": "",
+                        "metric": key,
+                        "mean": float(costs[name][key]),
+                        "std": 0.0,
+                        "runs": 1,
+                    }
+                )
+        rows.append(row)
+    return rows, records
+
+
+def fusion_table(
+    runs: Mapping[tuple[str, str], Mapping[str, Any]],
+    structure: str | None = None,
+    metrics: Sequence[str] = TABLE1_METRICS,
+    variant_labels: Mapping[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Jungo et al. Table 1: WME, ME and Dice per fusion mode (columns) and image variant (rows).
+
+    Definition: cell = mean ± std (ddof 0) over the test images of the run's per-image values (the paper's
+    "mean±std" over its synthetic test images); images whose value is NaN (e.g. WME of an image without any rater
+    disagreement) are left out and counted. WME/ME are in bits (see :func:`monai_lexu.metrics.weighted_mean_entropy`),
+    Dice is ``Dice_gt`` (``prob >= 0.5`` against the true mask).
+
+    Args:
+        runs: ``(fusion, variant)`` -> evaluation dict (from :func:`load_evaluation`, with ``per_image``); column and
+            row order follow first appearance.
+        structure: the structure to tabulate (default: the first).
+        metrics: metric names.
+        variant_labels: row labels per variant (default: ``U`` for ``unperturbed``, ``P`` for ``perturbed``).
+
+    Returns:
+        ``(rows, records)``: Markdown rows (``metric``, ``images``, one column per fusion) and numeric records.
+    """
+    if not runs:
+        raise ValueError("fusion_table needs at least one run.")
+    labels = {"unperturbed": "U", "perturbed": "P", **(variant_labels or {})}
+    fusions = list(dict.fromkeys(f for f, _ in runs))
+    variants = list(dict.fromkeys(v for _, v in runs))
+    rows: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    for metric in metrics:
+        for variant in variants:
+            row: dict[str, Any] = {"metric": metric, "images": labels.get(variant, variant)}
+            for fusion in fusions:
+                run = runs.get((fusion, variant))
+                if run is None:
+                    row[fusion] = ""
+                    continue
+                s = structure or next(iter(run["mean"]))
+                per_image = run.get("per_image", {}).get(s, {}).get(metric)
+                if per_image is None:
+                    raise ValueError(
+                        f"{run.get('path', fusion)} has no per-image {metric!r} for {s!r}: evaluate with an "
+                        "UncertaintyReport that has ground_truth_key set (for Dice_gt) and a current monai_lexu."
+                    )
+                m, sd = _finite_mean_std(per_image)
+                row[fusion] = mean_std(per_image, digits=2)
+                records.append(
+                    {
+                        "fusion": fusion,
+                        "variant": variant,
+                        "metric": metric,
+                        "mean": m,
+                        "std": sd,
+                        "images": len(per_image),
+                    }
+                )
+            rows.append(row)
+    return rows, records
+
+
+def write_table(
+    rows: Sequence[Mapping[str, Any]],
+    records: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    name: str,
+    title: str,
+    caption: str = "",
+) -> dict[str, Path]:
+    """Write ``<name>.md`` (the formatted table), ``<name>.csv`` and ``<name>.json`` (numeric records)."""
+    out_dir = Path(out_dir)
+    text = f"# {title}\n\n" + (f"{caption}\n\n" if caption else "") + markdown_table(rows)
+    paths = {
+        "md": write_markdown(out_dir / f"{name}.md", text),
+        "csv": write_csv(out_dir / f"{name}.csv", list(records)),
+    }
+    paths["json"] = out_dir / f"{name}.json"
+    paths["json"].write_text(json.dumps(list(records), indent=2))
+    return paths
+
+
+def measure_inference_cost(
+    networks: Mapping[str, Any],
+    inferers: Mapping[str, Any],
+    input_shape: Sequence[int],
+    device: str | None = None,
+    repeats: int = 5,
+    warmup: int = 1,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Parameters and inference time per image of several methods, measured side by side in one process.
+
+    Every method runs its own inferer (e.g. ``MultiHeadInferer`` or ``MCDropoutInferer``) on the SAME random input
+    ``(1, *input_shape)`` in eval mode under ``torch.no_grad``; after ``warmup`` calls per method the ``repeats``
+    timed calls are interleaved across methods (round robin), so that machine load affects all methods alike, and
+    the median is reported (CUDA is synchronised around every call).
+
+    Args:
+        networks: method -> ``torch.nn.Module``.
+        inferers: method -> inferer ``inferer(x, network)``.
+        input_shape: ``(C, *S)`` of one image.
+        device: ``"cuda"``/``"cpu"``; default CUDA when available.
+        repeats: timed calls per method.
+        warmup: untimed calls per method first.
+        seed: seed of the random input.
+
+    Returns:
+        method -> ``{"parameters": total parameter count, "seconds_per_image": median seconds, "repeats": n}``.
+    """
+    import torch
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand((1, *[int(s) for s in input_shape]), generator=gen).to(dev)
+
+    def _sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for name, net in networks.items():
+        net.to(dev).eval()
+        if name not in inferers:
+            raise ValueError(f"no inferer for method {name!r}")
+    times: dict[str, list[float]] = {name: [] for name in networks}
+    with torch.no_grad():
+        for name, net in networks.items():
+            for _ in range(warmup):
+                inferers[name](x, net)
+        for _ in range(repeats):
+            for name, net in networks.items():
+                _sync()
+                start = time.perf_counter()
+                inferers[name](x, net)
+                _sync()
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "parameters": float(sum(p.numel() for p in net.parameters())),
+            "seconds_per_image": float(np.median(times[name])),
+            "repeats": float(repeats),
+        }
+        for name, net in networks.items()
+    }
+
+
+def bundle_inference_cost(
+    bundles: Mapping[str, Sequence[str | Path]],
+    input_shape: Sequence[int],
+    device: str | None = None,
+    repeats: int = 5,
+    warmup: int = 1,
+    inferer_ids: Sequence[str] = ("validate#inferer", "inferer"),
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`measure_inference_cost` for bundles: builds each bundle's ``network_def`` and evaluation inferer.
+
+    Only the two config items (and what they reference) are instantiated, so no data set is built or read. Weights
+    are random: time and parameter counts do not depend on them.
+
+    Args:
+        bundles: method -> config files of its bundle (e.g. ``[train.json, cpu_small.json]``, merged in order).
+        input_shape: ``(C, *S)``.
+        device, repeats, warmup: see :func:`measure_inference_cost`.
+        inferer_ids: config ids tried in order for the inferer (train.json: ``validate#inferer``; inference.json:
+            ``inferer``).
+        overrides: method -> config overrides (e.g. ``{"image_size": [128, 128]}``).
+    """
+    from monai.bundle import ConfigParser
+
+    networks, inferers = {}, {}
+    for name, files in bundles.items():
+        parser = ConfigParser()
+        parser.read_config([str(f) for f in files])
+        for key, value in (overrides or {}).get(name, {}).items():
+            parser[key] = value
+        networks[name] = parser.get_parsed_content("network_def")
+        for inferer_id in inferer_ids:
+            if inferer_id.split("#")[0] in parser.config and parser.get(inferer_id) is not None:
+                inferers[name] = parser.get_parsed_content(inferer_id)
+                break
+        else:
+            raise ValueError(f"{name}: none of the inferer ids {list(inferer_ids)} is in {[str(f) for f in files]}")
+    return measure_inference_cost(networks, inferers, input_shape, device=device, repeats=repeats, warmup=warmup)
+
+
+def load_case_maps(path: str | Path) -> dict[str, Any]:
+    """Read one ``<prefix>_maps/<id>.npz`` written by ``UncertaintyReport(save_maps=...)`` into a dict of arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"case maps not found: {path}")
+    with np.load(path) as data:
+        maps = {k: data[k] for k in data.files}
+    missing = {"prob", "unc", "soft_label", "rater_var"} - set(maps)
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)}")
+    return maps
+
+
+def _display_image(image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, H, W) network input -> (H, W) grey or (H, W, 3) RGB in [0, 1] (per-channel min-max)."""
+    if image is None:
+        return np.zeros(shape)
+    img = np.asarray(image, dtype=float)
+    lo = img.reshape(img.shape[0], -1).min(1)[:, None, None]
+    hi = img.reshape(img.shape[0], -1).max(1)[:, None, None]
+    img = (img - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return np.moveaxis(img, 0, -1) if img.shape[0] == 3 else img[0]
+
+
+def plot_method_comparison(
+    maps: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    structures: Sequence[str],
+    title: str = "",
+) -> Path:
+    """LEXU Fig. 3 for one image: rater contours, ground-truth variance and every method's variance map.
+
+    Layout: one row per structure ``l`` with [input + every rater's contour of ``l``, ground-truth variance
+    (unbiased variance of the raters), each method's uncertainty map], each titled with its sum of variances (SV),
+    and a last row with [input + the soft majority's contour (soft label >= 0.5) per structure, the ground-truth
+    mask (soft label >= 0.5), each method's predicted mask (prob >= 0.5)]. Deliberate difference from the paper:
+    every heat map has its own colour scale (0 to its maximum, with a colour bar), since the methods' variances
+    differ by orders of magnitude; the SV in the title carries the scale.
+
+    Args:
+        maps: method -> the case's maps (:func:`load_case_maps`), all of the SAME image; the first method's
+            ``image``, ``raters``, ``soft_label`` and ``rater_var`` are drawn as the input and ground truth.
+        path: output PNG.
+        structures: the L structure names.
+        title: figure title.
+
+    Returns:
+        the written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not maps:
+        raise ValueError("plot_method_comparison needs the maps of at least one method.")
+    ref = next(iter(maps.values()))
+    var = np.asarray(ref["rater_var"], dtype=float)
+    soft = np.asarray(ref["soft_label"], dtype=float)
+    if var.ndim != 3 or var.shape[0] != len(structures):
+        raise ValueError(f"expected (L={len(structures)}, H, W) maps, got rater_var {var.shape}")
+    for name, m in maps.items():
+        if np.asarray(m["unc"]).shape != var.shape:
+            raise ValueError(f"{name}: unc {np.asarray(m['unc']).shape} is not the reference shape {var.shape}")
+    image = _display_image(ref.get("image"), var.shape[1:])
+    raters = np.asarray(ref["raters"], dtype=float) if "raters" in ref else None
+    n_cols = 2 + len(maps)
+    n_rows = len(structures) + 1
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.6 * n_rows), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+
+    def _heat(ax: Any, data: np.ndarray, label: str) -> None:
+        im = ax.imshow(data, cmap="magma", vmin=0.0, vmax=max(float(data.max()), 1e-12))
+        ax.set_title(f"{label}\nSV {data.sum():.1f}", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+
+    for row, s in enumerate(structures):
+        ax = axes[row, 0]
+        ax.imshow(image, cmap="gray")
+        if raters is not None:
+            for r in range(raters.shape[0]):
+                if raters[r, row].any() and not raters[r, row].all():
+                    ax.contour(raters[r, row], levels=[0.5], colors=[cmap(r % 10)], linewidths=0.7)
+        ax.set_title(f"{s}: {0 if raters is None else raters.shape[0]} raters", fontsize=8)
+        _heat(axes[row, 1], var[row], "ground-truth variance")
+        for col, (name, m) in enumerate(maps.items(), start=2):
+            _heat(axes[row, col], np.asarray(m["unc"], dtype=float)[row], name)
+    last = axes[-1]
+    last[0].imshow(image, cmap="gray")
+    for i in range(len(structures)):
+        if (soft[i] >= 0.5).any() and not (soft[i] >= 0.5).all():
+            last[0].contour(soft[i] >= 0.5, levels=[0.5], colors=[cmap(i % 10)], linewidths=1.0)
+    last[0].set_title("soft majority (>= 0.5)", fontsize=8)
+
+    def _labels(p: np.ndarray) -> np.ndarray:
+        out = np.zeros(p.shape[1:], dtype=int)
+        for i in range(p.shape[0]):
+            out[p[i] >= 0.5] = i + 1
+        return out
+
+    last[1].imshow(_labels(soft), cmap="viridis", vmin=0, vmax=len(structures), interpolation="nearest")
+    last[1].set_title("ground truth mask", fontsize=8)
+    for col, (name, m) in enumerate(maps.items(), start=2):
+        last[col].imshow(_labels(np.asarray(m["prob"], dtype=float)), cmap="viridis", vmin=0, vmax=len(structures))
+        last[col].set_title(f"{name} mask", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
