@@ -170,6 +170,31 @@ def test_write_jungo_dataset_custom_splits_and_errors(tmp_path):
         write_jungo_dataset(tmp_path / "y", 0)
 
 
+def test_ensure_jungo_dataset_writes_once_then_reuses(tmp_path, caplog):
+    import logging
+
+    from monai_lexu.data import ensure_jungo_dataset
+
+    root = tmp_path / "jungo"
+    with caplog.at_level(logging.INFO, logger="monai_lexu"):
+        path = ensure_jungo_dataset(root, "perturbed", {"num_samples": 5, "size": 24, "seed": 1})
+    assert path == root / "datalist_perturbed.json" and path.is_file()
+    assert any("Jungo" in r.getMessage() for r in caplog.records)
+    assert len(load_multirater_datalist(path, "training")) == 4
+    stamp = path.stat().st_mtime_ns
+    # the other variant was written in the same pass; a second call reuses the files (different kwargs ignored)
+    assert ensure_jungo_dataset(root, "unperturbed", {"num_samples": 50}).is_file()
+    assert ensure_jungo_dataset(root, "perturbed").stat().st_mtime_ns == stamp
+    assert len(load_multirater_datalist(root / "datalist_unperturbed.json", "test")) == 1
+    with pytest.raises(ValueError, match="variant"):
+        ensure_jungo_dataset(root, "blurred")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="datalist_unperturbed.json"):
+        ensure_jungo_dataset(other)
+
+
 # --------------------------------------------------------------------------------------------------- RIGA-like
 
 

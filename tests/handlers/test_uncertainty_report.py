@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,3 +100,60 @@ def test_report_wme_and_me_known_answer(tmp_path):
     report.add(torch.tensor([[[0.5, 0.0]]]), torch.rand(1, 1, 2), soft, torch.rand(1, 1, 2))
     means = report.completed()
     assert means["a"]["WME"] == pytest.approx(1.0) and means["a"]["ME"] == pytest.approx(0.75, abs=1e-4)
+
+
+def test_report_dice_against_the_true_mask_and_json_statistics(tmp_path):
+    # image 1: prob >= 0.5 on 2 pixels, true mask on 2 pixels, overlap 1 -> Dice 2*1/(2+2) = 0.5
+    # image 2: prediction and true mask both empty -> Dice 1 (MONAI compute_dice, ignore_empty=False)
+    report = UncertaintyReport(["object"], tmp_path, prefix="t", ground_truth_key="ground_truth")
+    soft = torch.tensor([[[0.5, 0.0, 1.0, 0.0]]])
+    var = torch.tensor([[[0.25, 0.0, 0.0, 0.0]]])
+    report.add(torch.tensor([[[0.9, 0.6, 0.1, 0.0]]]), var, soft, var, "a", ground_truth=torch.tensor([[[1, 0, 1, 0]]]))
+    report.add(torch.zeros(1, 1, 4), var, soft, var, "b", ground_truth=torch.zeros(1, 1, 4))
+    means = report.completed()
+    assert means["object"]["Dice_gt"] == pytest.approx(0.75)
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["per_image"]["object"]["Dice_gt"] == pytest.approx([0.5, 1.0])
+    assert data["std"]["object"]["Dice_gt"] == pytest.approx(0.25)  # population std of (0.5, 1.0)
+    assert data["mean"]["object"]["ME"] == pytest.approx(np.mean(data["per_image"]["object"]["ME"]))
+    summary = {r["metric"] for r in csv.DictReader((tmp_path / "t_summary.csv").open())}
+    assert "Dice_gt" in summary
+    with pytest.raises(ValueError, match="no ground truth"):
+        report.add(torch.zeros(1, 1, 4), var, soft, var, "c")
+
+
+def test_report_saves_maps_of_the_first_images(tmp_path):
+    from ignite.engine import Engine
+
+    def _item(i: int, spatial: tuple[int, ...]) -> dict:
+        g = torch.Generator().manual_seed(i)
+        raters = (torch.rand((3, 2, *spatial), generator=g) > 0.5).float()
+        valid = torch.tensor([True, True, False])
+        soft, var = raters[:2].mean(0), raters[:2].var(0)
+        return {
+            "image": torch.rand((1, *spatial), generator=g),
+            "prob": soft,
+            "unc": var,
+            "id": f"c{i}",
+            "label": {"soft_label": soft, "rater_var": var, "raters": raters, "rater_valid": valid},
+        }
+
+    items = [_item(i, (4, 5)) for i in range(3)]
+    engine = Engine(lambda e, b: b)
+    UncertaintyReport(["a", "b"], tmp_path, prefix="m", save_maps=2).attach(engine)
+    engine.run([[it] for it in items], max_epochs=1)
+    files = sorted(p.name for p in (tmp_path / "m_maps").glob("*.npz"))
+    assert files == ["c0.npz", "c1.npz"]
+    with np.load(tmp_path / "m_maps" / "c1.npz") as z:
+        assert z["raters"].shape == (2, 2, 4, 5)  # the invalid (padded) rater is dropped
+        np.testing.assert_allclose(z["unc"], items[1]["unc"].numpy())
+        assert z["image"].shape == (1, 4, 5) and int(z["slice"]) == -1 and str(z["id"]) == "c1"
+    # 3D: the axial slice (last axis) with the largest rater variance is kept
+    vol = _item(7, (4, 4, 6))
+    vol["label"]["rater_var"] = torch.zeros(2, 4, 4, 6)
+    vol["label"]["rater_var"][1, :, :, 4] = 0.25
+    report = UncertaintyReport(["a", "b"], tmp_path, prefix="v", save_maps=1)
+    report.keep_maps(vol, None, "vol")
+    report.save_case_maps()
+    with np.load(tmp_path / "v_maps" / "vol.npz") as z:
+        assert int(z["slice"]) == 4 and z["prob"].shape == (2, 4, 4) and z["raters"].shape == (2, 2, 4, 4)

@@ -108,3 +108,78 @@ def test_split_prob_unc():
     assert "prob" not in SplitProbUncd(keys="pred", allow_missing_keys=True)({"x": pred})
     with pytest.raises(ValueError, match="key 'pred'.*even channel count"):
         SplitProbUncd()({"pred": torch.zeros(3, 2, 2)})
+
+
+def test_heads_to_prob_unc_entropy_known_answer():
+    # structure 0: heads 0.5, 0.75, 0.25 -> prob 0.5 -> entropy 1 bit; structure 1: all 0.5 -> 1 bit
+    out = heads_to_prob_unc(_three_heads(), num_heads=3, uncertainty="entropy")
+    assert torch.allclose(out.flatten(), torch.tensor([0.5, 0.5, 1.0, 1.0]), atol=1e-6)
+    # prob 0.25 (one kept head): H = -(0.25 log2 0.25 + 0.75 log2 0.75) = 0.811278...
+    single = heads_to_prob_unc(_three_heads(), num_heads=3, skip_first=2, uncertainty="entropy")
+    assert single.flatten()[2].item() == pytest.approx(0.8112781, abs=1e-6)
+    with pytest.raises(ValueError, match="uncertainty"):
+        heads_to_prob_unc(_three_heads(), num_heads=3, uncertainty="mutual_information")
+    with pytest.raises(ValueError, match="uncertainty"):
+        MultiHeadInferer(3, uncertainty="std")
+
+
+def _dropout_net(dropout: float = 0.5) -> MultiHeadUNet:
+    torch.manual_seed(0)
+    return MultiHeadUNet(2, 1, 1, backbone="plain", features=(4, 8), heads="last", dropout=dropout).eval()
+
+
+def test_mc_dropout_switches_only_dropout_on_and_restores_modes():
+    from monai_lexu.inferers import mc_dropout
+
+    net = _dropout_net()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    drops = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+    assert norms and drops
+    with mc_dropout(net) as n:
+        assert n == len(drops)
+        assert all(m.training for m in drops) and not any(m.training for m in norms)
+    assert not any(m.training for m in net.modules())
+    with pytest.raises(ValueError, match="no dropout"):
+        with mc_dropout(_dropout_net(dropout=0.0)):
+            pass
+
+
+def test_mc_dropout_inferer_is_the_mean_and_entropy_of_the_samples():
+    from monai_lexu.inferers import MCDropoutInferer, mc_dropout
+
+    net = _dropout_net()
+    x = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        out = MCDropoutInferer(num_samples=6)(x, net)
+        torch.manual_seed(1)
+        with mc_dropout(net):
+            samples = torch.stack([torch.sigmoid(net(x)) for _ in range(6)])  # (T, B, 1, H, W)
+    prob = samples.mean(0)
+    entropy = -(prob * torch.log2(prob) + (1 - prob) * torch.log2(1 - prob))
+    assert out.shape == (2, 2, 16, 16)
+    assert torch.allclose(out[:, :1], prob, atol=1e-6)
+    assert torch.allclose(out[:, 1:], entropy, atol=1e-5)
+    assert samples.var(0).max() > 1e-4  # the samples differ: dropout was active
+    assert not net.training and not any(m.training for m in net.modules())
+    with torch.no_grad():
+        torch.manual_seed(1)
+        var = MCDropoutInferer(num_samples=6, uncertainty="variance")(x, net)
+    assert torch.allclose(var[:, 1:], samples.var(0, unbiased=True), atol=1e-6)
+    with pytest.raises(ValueError, match="num_samples"):
+        MCDropoutInferer(num_samples=0)
+    with pytest.raises(TypeError, match="nn.Module"):
+        MCDropoutInferer(2)(x, lambda t: t)
+
+
+def test_mc_dropout_inferer_with_sliding_window_keeps_the_contract():
+    from monai_lexu.inferers import MCDropoutInferer
+
+    net = _dropout_net(0.2)
+    with torch.no_grad():
+        out = MCDropoutInferer(4, base_inferer=SlidingWindowInferer(roi_size=(8, 8), overlap=0.5))(
+            torch.rand(1, 1, 16, 16), net
+        )
+    assert out.shape == (1, 2, 16, 16)
+    assert 0.0 <= out[:, 0].min() and out[:, 0].max() <= 1.0
+    assert 0.0 <= out[:, 1].min() and out[:, 1].max() <= 1.0 + 1e-6
