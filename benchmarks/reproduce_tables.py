@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without an install, like the bundle subprocesses (cwd = REPO)
 BUNDLES = REPO / "bundles"
 RIGA_METHODS = {"LEXU": "lexu_riga", "LE": "layer_ensemble_riga", "DE": "deep_ensemble_riga"}
 FUSIONS = ("random", "majority", "staple", "union", "intersection")
