@@ -69,7 +69,7 @@ def extract_axial_slices(
     import nibabel as nib
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # absolute: the datalist stores paths relative to itself
     structures = load_structures(datalist)
     out_sections: dict[str, list[dict[str, Any]]] = {}
     counts = {"volumes": 0, "slices": 0, "slices_total": 0}

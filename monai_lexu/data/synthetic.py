@@ -275,7 +275,7 @@ def write_jungo_dataset(
         raise ValueError(f"write_jungo_dataset: num_samples must be >= 1, got {num_samples}.")
     splits = {"training": 0.8, "test": 0.2} if splits is None else dict(splits)
     counts = _split_counts(num_samples, splits)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: the datalist stores paths relative to itself
     for sub in ("images_unperturbed", "images_perturbed", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -170,6 +170,14 @@ def test_write_jungo_dataset_custom_splits_and_errors(tmp_path):
         write_jungo_dataset(tmp_path / "y", 0)
 
 
+def test_write_jungo_dataset_to_a_relative_folder(tmp_path, monkeypatch):
+    # regression: a relative out_dir was stored twice in the datalist paths (relative to the JSON's own folder)
+    monkeypatch.chdir(tmp_path)
+    out = write_jungo_dataset(Path("rel") / "jungo", num_samples=2, size=24, seed=0)
+    cases = load_multirater_datalist(out / "datalist_unperturbed.json", "training")
+    assert Path(cases[0]["image"]) == (tmp_path / "rel" / "jungo" / "images_unperturbed" / "jungo_000.png")
+
+
 def test_ensure_jungo_dataset_writes_once_then_reuses(tmp_path, caplog):
     import logging
 
