@@ -8,7 +8,8 @@ stage):
 - Jungo et al.'s synthetic set: ``mcdropout_fusion_synthetic`` for every fusion mode x image variant;
 
 then writes, with :mod:`monai_lexu.report`, ``table2_uncertainty.{md,csv,json}`` (with parameters and inference
-time per image measured side by side in this process), ``table1_fusion.{md,csv,json}``, ``fig3_methods.png`` and
+time per image measured side by side in this process), ``table1_fusion.{md,csv,json}``, ``fig3_methods.png``,
+``cost_hecktor.{md,json}`` (the 3D recipe networks of LEXU, LE and DE timed side by side on one 96^3 window) and
 ``reproduce.json`` (timings, settings) into ``--out``. Finished runs (checkpoint and evaluation JSON present) are
 skipped, so the script can be resumed; ``--force`` redoes them.
 
@@ -166,6 +167,43 @@ def reproduce_jungo(work: Path, out: Path, force: bool) -> dict:
     return {"timings": timings}
 
 
+def cost_hecktor(out: Path, repeats: int = 3) -> dict:
+    """Parameters and time of the 3D recipe networks (train.json, not cpu_small) of LEXU, LE and DE, side by side.
+
+    Input: one 96^3 two-channel window (the recipe's sliding-window roi), so the figures are per window; a
+    whole HECKTOR volume is about 27 such windows at overlap 0.5 (see benchmarks/results/inference_3d.json).
+    """
+    from monai_lexu.report import bundle_inference_cost, markdown_table, write_markdown
+
+    bundles = {"LEXU": "lexu_hecktor", "LE": "layer_ensemble_hecktor", "DE": "deep_ensemble_hecktor"}
+    print("[hecktor] parameters and time per 96^3 window of the 3D recipe networks", flush=True)
+    costs = bundle_inference_cost(
+        {name: [BUNDLES / b / "configs" / "train.json"] for name, b in bundles.items()},
+        input_shape=(2, 96, 96, 96),
+        repeats=repeats,
+        warmup=1,
+        overrides={name: {"sw_batch_size": 1} for name in bundles},
+    )
+    rows = [
+        {
+            "method": name,
+            "params (M)": f"{c['parameters'] / 1e6:.2f}",
+            "x LEXU params": f"{c['parameters'] / costs['LEXU']['parameters']:.2f}",
+            "s / window": f"{c['seconds_per_image']:.2f}",
+            "x LEXU time": f"{c['seconds_per_image'] / costs['LEXU']['seconds_per_image']:.2f}",
+        }
+        for name, c in costs.items()
+    ]
+    write_markdown(
+        out / "cost_hecktor.md",
+        "# 3D recipe networks (HECKTOR bundles' train.json), measured side by side\n\n"
+        f"One 2x96x96x96 window (the sliding-window roi), batch 1, CPU, median of {repeats} interleaved repeats.\n\n"
+        + markdown_table(rows),
+    )
+    (out / "cost_hecktor.json").write_text(json.dumps(costs, indent=2))
+    return costs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -174,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "reproduce"), help="tables and figure")
     parser.add_argument("--seeds", type=int, nargs="+", default=[27, 28], help="LEXU/LE seeds (default 27 28)")
     parser.add_argument("--de-seeds", type=int, nargs="+", default=[27], help="DE seeds (default 27, as the paper)")
-    parser.add_argument("--only", choices=("riga", "jungo"), default=None, help="run one part only")
+    parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
     parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
     args = parser.parse_args(argv)
     work, out = Path(args.work), Path(args.out)
@@ -185,9 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["riga"] = reproduce_riga(work, out, args.seeds, args.de_seeds, args.force)
     if args.only in (None, "jungo"):
         result["jungo"] = reproduce_jungo(work, out, args.force)
+    if args.only in (None, "cost3d"):
+        result["cost3d"] = cost_hecktor(out)
     result["total_s"] = time.perf_counter() - start
     (out / f"reproduce{'_' + args.only if args.only else ''}.json").write_text(json.dumps(result, indent=2))
-    for part, name in (("riga", "table2_uncertainty.md"), ("jungo", "table1_fusion.md")):
+    for part, name in (("riga", "table2_uncertainty.md"), ("jungo", "table1_fusion.md"), ("cost3d", "cost_hecktor.md")):
         if args.only in (None, part):
             print((out / name).read_text())
     print(f"done in {result['total_s'] / 60:.1f} min; outputs in {out}")
