@@ -11,12 +11,11 @@ from .compare import (
     load_case_maps,
     load_evaluation,
     measure_inference_cost,
-    plot_method_comparison,
     uncertainty_table,
     write_table,
 )
 from .cv import cross_validation_summary
-from .figures import plot_reliability_diagram
+from .figures import plot_method_comparison, plot_reliability_diagram, save_figure
 from .tables import format_value, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "markdown_table",
     "mean_std",
     "plot_reliability_diagram",
+    "save_figure",
     "write_csv",
     "write_markdown",
 ]

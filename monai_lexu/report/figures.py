@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_reliability_diagram"]
+__all__ = ["plot_method_comparison", "plot_reliability_diagram", "save_figure"]
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG (creating the folder) and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def plot_reliability_diagram(
@@ -54,8 +66,105 @@ def plot_reliability_diagram(
         hist.set(yscale="log", xlim=(0, 1), xlabel="confidence", ylabel="pixels")
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
+
+
+def _display_image(image: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """(C, H, W) network input -> (H, W) grey or (H, W, 3) RGB in [0, 1] (per-channel min-max)."""
+    if image is None:
+        return np.zeros(shape)
+    img = np.asarray(image, dtype=float)
+    lo = img.reshape(img.shape[0], -1).min(1)[:, None, None]
+    hi = img.reshape(img.shape[0], -1).max(1)[:, None, None]
+    img = (img - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return np.moveaxis(img, 0, -1) if img.shape[0] == 3 else img[0]
+
+
+def plot_method_comparison(
+    maps: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    structures: Sequence[str],
+    title: str = "",
+) -> Path:
+    """LEXU Fig. 3 for one image: rater contours, ground-truth variance and every method's variance map.
+
+    Layout: one row per structure ``l`` with [input + every rater's contour of ``l``, ground-truth variance
+    (unbiased variance of the raters), each method's uncertainty map], each titled with its sum of variances (SV),
+    and a last row with [input + the soft majority's contour (soft label >= 0.5) per structure, the ground-truth
+    mask (soft label >= 0.5), each method's predicted mask (prob >= 0.5)]. Deliberate difference from the paper:
+    every heat map has its own colour scale (0 to its maximum, with a colour bar), since the methods' variances
+    differ by orders of magnitude; the SV in the title carries the scale.
+
+    Args:
+        maps: method -> the case's maps (:func:`load_case_maps`), all of the SAME image; the first method's
+            ``image``, ``raters``, ``soft_label`` and ``rater_var`` are drawn as the input and ground truth.
+        path: output PNG.
+        structures: the L structure names.
+        title: figure title.
+
+    Returns:
+        the written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not maps:
+        raise ValueError("plot_method_comparison needs the maps of at least one method.")
+    ref = next(iter(maps.values()))
+    var = np.asarray(ref["rater_var"], dtype=float)
+    soft = np.asarray(ref["soft_label"], dtype=float)
+    if var.ndim != 3 or var.shape[0] != len(structures):
+        raise ValueError(f"expected (L={len(structures)}, H, W) maps, got rater_var {var.shape}")
+    for name, m in maps.items():
+        if np.asarray(m["unc"]).shape != var.shape:
+            raise ValueError(f"{name}: unc {np.asarray(m['unc']).shape} is not the reference shape {var.shape}")
+    image = _display_image(ref.get("image"), var.shape[1:])
+    raters = np.asarray(ref["raters"], dtype=float) if "raters" in ref else None
+    n_cols = 2 + len(maps)
+    n_rows = len(structures) + 1
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.6 * n_rows), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+
+    def _heat(ax: Any, data: np.ndarray, label: str) -> None:
+        im = ax.imshow(data, cmap="magma", vmin=0.0, vmax=max(float(data.max()), 1e-12))
+        ax.set_title(f"{label}\nSV {data.sum():.1f}", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+
+    for row, s in enumerate(structures):
+        ax = axes[row, 0]
+        ax.imshow(image, cmap="gray")
+        if raters is not None:
+            for r in range(raters.shape[0]):
+                if raters[r, row].any() and not raters[r, row].all():
+                    ax.contour(raters[r, row], levels=[0.5], colors=[cmap(r % 10)], linewidths=0.7)
+        ax.set_title(f"{s}: {0 if raters is None else raters.shape[0]} raters", fontsize=8)
+        _heat(axes[row, 1], var[row], "ground-truth variance")
+        for col, (name, m) in enumerate(maps.items(), start=2):
+            _heat(axes[row, col], np.asarray(m["unc"], dtype=float)[row], name)
+    last = axes[-1]
+    last[0].imshow(image, cmap="gray")
+    for i in range(len(structures)):
+        if (soft[i] >= 0.5).any() and not (soft[i] >= 0.5).all():
+            last[0].contour(soft[i] >= 0.5, levels=[0.5], colors=[cmap(i % 10)], linewidths=1.0)
+    last[0].set_title("soft majority (>= 0.5)", fontsize=8)
+
+    def _labels(p: np.ndarray) -> np.ndarray:
+        out = np.zeros(p.shape[1:], dtype=int)
+        for i in range(p.shape[0]):
+            out[p[i] >= 0.5] = i + 1
+        return out
+
+    last[1].imshow(_labels(soft), cmap="viridis", vmin=0, vmax=len(structures), interpolation="nearest")
+    last[1].set_title("ground truth mask", fontsize=8)
+    for col, (name, m) in enumerate(maps.items(), start=2):
+        last[col].imshow(_labels(np.asarray(m["prob"], dtype=float)), cmap="viridis", vmin=0, vmax=len(structures))
+        last[col].set_title(f"{name} mask", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
