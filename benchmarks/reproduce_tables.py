@@ -77,14 +77,26 @@ def _train_and_evaluate(
     return timing
 
 
-def reproduce_riga(work: Path, out: Path, seeds: Sequence[int], de_seeds: Sequence[int], force: bool) -> dict:
-    """Train/evaluate LEXU, LE and DE on the RIGA-like set; write Table 2 and Fig. 3."""
+def reproduce_riga(
+    work: Path,
+    out: Path,
+    seeds: Sequence[int],
+    de_seeds: Sequence[int],
+    force: bool,
+    methods: Sequence[str] = tuple(RIGA_METHODS),
+) -> dict:
+    """Train/evaluate ``methods`` (of LEXU, LE, DE) on the RIGA-like set; write Table 2 and Fig. 3.
+
+    The cost columns (parameters, time per image) are always measured for all three methods side by side.
+    """
     from monai_lexu.report import bundle_inference_cost, expand_runs, uncertainty_table, write_table
 
     data = work / "data" / "riga"
     timings: dict[str, dict[str, float]] = {}
     runs: dict[str, list[Path]] = {}
     for name, bundle in RIGA_METHODS.items():
+        if name not in methods:
+            continue
         for seed in de_seeds if name == "DE" else seeds:
             run_dir = work / "runs" / f"{bundle}_seed{seed}"
             print(f"[riga] {name} seed {seed}", flush=True)
@@ -97,7 +109,7 @@ def reproduce_riga(work: Path, out: Path, seeds: Sequence[int], de_seeds: Sequen
                 ["cpu_small.json"],
             )
             runs.setdefault(name, []).append(run_dir / "eval" / "metrics_test.json")
-    methods = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
+    runs_by_method = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
     print("[riga] measuring parameters and inference time side by side", flush=True)
     costs = bundle_inference_cost(
         {
@@ -108,7 +120,8 @@ def reproduce_riga(work: Path, out: Path, seeds: Sequence[int], de_seeds: Sequen
         repeats=20,
         warmup=2,
     )
-    rows, records = uncertainty_table(methods, costs=costs)
+    runs_by_method.update({name: [] for name in RIGA_METHODS if name not in runs_by_method})  # cost only
+    rows, records = uncertainty_table(runs_by_method, costs=costs)
     caption = (
         f"RIGA-like synthetic set (monai_lexu.data.synthetic), CPU recipe (cpu_small.json: plain U-Net 16-256, "
         f"128x128, 60 epochs, lr 1e-3). LEXU/LE: seeds {list(seeds)}; DE: seeds {list(de_seeds)} (5 members). "
@@ -116,23 +129,25 @@ def reproduce_riga(work: Path, out: Path, seeds: Sequence[int], de_seeds: Sequen
         "seconds per 128x128 image (20 interleaved repeats, batch 1, CPU) measured side by side in one process."
     )
     write_table(rows, records, out, "table2_uncertainty", "LEXU Table 2 on the RIGA-like set", caption)
-    _figure(work, out, seeds[0] if seeds else de_seeds[0], de_seeds[0])
+    _figure(work, out, seeds[0] if seeds else de_seeds[0], de_seeds[0], [m for m in RIGA_METHODS if m in methods])
     return {"timings": timings, "costs": costs}
 
 
-def _figure(work: Path, out: Path, seed: int, de_seed: int) -> None:
+def _figure(work: Path, out: Path, seed: int, de_seed: int, methods: Sequence[str]) -> None:
     from monai_lexu.report import load_case_maps, plot_method_comparison
 
     folders = {
         name: work / "runs" / f"{bundle}_seed{de_seed if name == 'DE' else seed}" / "eval" / "metrics_test_maps"
         for name, bundle in RIGA_METHODS.items()
+        if name in methods
     }
     common = set.intersection(*({p.stem for p in f.glob("*.npz")} for f in folders.values()))
     if not common:
         print("[riga] no common saved case maps: figure skipped", flush=True)
         return
     # the case where the raters disagree most: the figure is about disagreement
-    case = max(sorted(common), key=lambda c: float(load_case_maps(folders["LEXU"] / f"{c}.npz")["rater_var"].sum()))
+    first = next(iter(folders.values()))
+    case = max(sorted(common), key=lambda c: float(load_case_maps(first / f"{c}.npz")["rater_var"].sum()))
     maps = {name: load_case_maps(f / f"{case}.npz") for name, f in folders.items()}
     plot_method_comparison(maps, out / "fig3_methods.png", ["disc", "cup"], title=f"RIGA-like test image {case}")
 
@@ -212,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "reproduce"), help="tables and figure")
     parser.add_argument("--seeds", type=int, nargs="+", default=[27, 28], help="LEXU/LE seeds (default 27 28)")
     parser.add_argument("--de-seeds", type=int, nargs="+", default=[27], help="DE seeds (default 27, as the paper)")
+    parser.add_argument(
+        "--methods", nargs="+", choices=tuple(RIGA_METHODS), default=list(RIGA_METHODS), help="RIGA methods to train"
+    )
     parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
     parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
     args = parser.parse_args(argv)
@@ -220,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     result: dict[str, object] = {"seeds": args.seeds, "de_seeds": args.de_seeds}
     if args.only in (None, "riga"):
-        result["riga"] = reproduce_riga(work, out, args.seeds, args.de_seeds, args.force)
+        result["riga"] = reproduce_riga(work, out, args.seeds, args.de_seeds, args.force, args.methods)
     if args.only in (None, "jungo"):
         result["jungo"] = reproduce_jungo(work, out, args.force)
     if args.only in (None, "cost3d"):

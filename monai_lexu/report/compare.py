@@ -95,7 +95,8 @@ def uncertainty_table(
     columns ``params (M)`` and ``s / image`` (see :func:`measure_inference_cost`) are added.
 
     Args:
-        methods: method name -> its runs (dicts from :func:`load_evaluation`), in the table's row order.
+        methods: method name -> its runs (dicts from :func:`load_evaluation`), in the table's row order. A method
+            with no run but a ``costs`` entry gets a row with its cost only (metric cells "not run").
         structures: structure names; default: those of the first run.
         metrics: metric names (JSON keys).
         costs: method name -> ``{"parameters": int, "seconds_per_image": float}``.
@@ -109,17 +110,17 @@ def uncertainty_table(
     """
     if not methods:
         raise ValueError("uncertainty_table needs at least one method.")
-    first = next(iter(methods.values()))
-    if not first:
-        raise ValueError(f"method {next(iter(methods))!r} has no evaluation run.")
-    structures = list(structures or first[0]["mean"])
+    evaluated = [runs for runs in methods.values() if runs]
+    if not evaluated:
+        raise ValueError(f"no method has an evaluation run: {list(methods)}.")
+    structures = list(structures or evaluated[0][0]["mean"])
     rows: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     for name, runs in methods.items():
-        if not runs:
+        if not runs and (costs is None or name not in costs):
             raise ValueError(f"method {name!r} has no evaluation run.")
         row: dict[str, Any] = {"method": name, "runs": len(runs)}
-        for metric in metrics:
+        for metric in metrics if runs else ():
             for s in structures:
                 values = []
                 for run in runs:
@@ -132,6 +133,8 @@ def uncertainty_table(
                 records.append(
                     {"method": name, "structure": s, "metric": metric, "mean": m, "std": sd, "runs": len(runs)}
                 )
+        if not runs:
+            row.update({f"{metric} {s}": "not run" for metric in metrics for s in structures})
         if costs is not None and name in costs:
             row["params (M)"] = f"{costs[name]['parameters'] / 1e6:.3f}"
             row["s / image"] = f"{costs[name]['seconds_per_image']:.4f}"

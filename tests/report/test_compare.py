@@ -54,8 +54,12 @@ def test_uncertainty_table_mean_std_over_runs(tmp_path):
     assert rec[("DE", "", "parameters")]["mean"] == 1e7
     with pytest.raises(ValueError, match="no 'DC'"):
         uncertainty_table({"X": [{"mean": {"disc": {"SR": 1.0}}, "path": "x.json"}]})
-    with pytest.raises(ValueError, match="no evaluation run"):
+    with pytest.raises(ValueError, match="no method has an evaluation run"):
         uncertainty_table({"X": []})
+    with pytest.raises(ValueError, match="'Y' has no evaluation run"):
+        uncertainty_table({"LEXU": lexu, "Y": []}, costs=costs)
+    cost_only, _ = uncertainty_table({"LEXU": lexu, "DE": []}, costs=costs)
+    assert cost_only[1]["runs"] == 0 and cost_only[1]["SR cup"] == "not run" and cost_only[1]["params (M)"] == "10.000"
 
 
 def test_load_evaluation_errors(tmp_path):
