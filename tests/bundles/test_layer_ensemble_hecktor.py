@@ -4,18 +4,16 @@ train.json (+ cpu_small.json, a 3-level U-Net so there are 3 encoder + 2 decoder
 the synthetic set; evaluate.json writes the fold table and the maps, whose uncertainty is recomputed here from the
 checkpoint with only the kept (last 4) heads; inference.json writes the maps in the original CT space;
 multi_gpu_train.json is run in-process with a one-process gloo group (lexu_hecktor's test already runs torchrun);
-model-zoo checks (metadata, network in/out, TorchScript export equal to the eager network).
+model-zoo checks (metadata, network in/out, TorchScript export equal to the eager network). The mechanics of these
+checks (evaluation and inference runs, map checks, the one-rank DDP run, the model-zoo checks) come from the
+``bundle_checks`` fixture of tests/bundles/conftest.py.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
-import socket
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -26,7 +24,6 @@ CONFIGS = BUNDLE / "configs"
 # CPU default is 1 window per forward; with these tiny 3D U-Nets PyTorch then falls back to its slow 3D convolution
 # (about 5x slower than 4 windows per forward), so the tests batch 4 windows (same windows, same blending)
 SW_BATCH = 4
-SCHEMA = REPO / "monai_lexu" / "schemas" / "bundle_metadata_schema.json"
 CPU = str(CONFIGS / "cpu_small.json")
 FEATURES = [4, 8, 16]  # 3 encoder heads (full res, /2, /4) + 2 decoder heads (/2, full res) = 5 heads
 NUM_HEADS = 5
@@ -55,12 +52,8 @@ def _eager_network() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from monai.bundle import run
-
-    tmp = tmp_path_factory.mktemp("layer_ensemble_hecktor")
-    run(config_file=[str(CONFIGS / "train.json"), CPU], **_overrides(tmp))
-    return tmp
+def trained(tmp_path_factory, bundle_checks):
+    return bundle_checks.train_small(BUNDLE, tmp_path_factory, _overrides)
 
 
 def test_train_saves_fold_models_with_encoder_and_decoder_heads(trained):
@@ -75,26 +68,11 @@ def test_train_saves_fold_models_with_encoder_and_decoder_heads(trained):
     assert fold_model.keys() == last.keys() and all(torch.equal(fold_model[k], last[k]) for k in last)
 
 
-def test_evaluation_uncertainty_uses_only_the_kept_heads(trained):
-    from monai.bundle import ConfigParser, run
-    from monai.inferers import SlidingWindowInferer
-
-    configs = [str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json"), CPU]
-    run(config_file=configs, **_overrides(trained))
-    out = trained / "eval"
-    summary = {r["metric"]: r for r in csv.DictReader((out / "metrics_fold0_summary.csv").open())}
-    assert set(summary) == {"SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"}
-    assert (out / "metrics_folds_summary.md").is_file()
-
-    parser = ConfigParser()
-    parser.read_config(configs)
-    parser.update(_overrides(trained))
+def test_evaluation_uncertainty_uses_only_the_kept_heads(trained, bundle_checks):
+    parser, volumes, maps = bundle_checks.run_hecktor_evaluation(BUNDLE, _overrides(trained))
     assert parser.get_parsed_content("num_heads") == NUM_HEADS
     inferer = parser.get_parsed_content("validate#inferer")
     assert inferer.skip_first == NUM_HEADS - 4  # uncertainty from the 4 heads nearest the output
-    volumes = {d["id"]: d for d in parser.get_parsed_content("validate#dataset")}
-    maps = sorted((out / "metrics_fold0_maps").glob("*.npz"))
-    assert maps and {m.stem for m in maps} == set(volumes)
 
     net = _eager_network()
     net.load_state_dict(torch.load(trained / "models" / "model_fold0.pt", map_location="cpu"))
@@ -105,121 +83,42 @@ def test_evaluation_uncertainty_uses_only_the_kept_heads(trained):
         kept = p[:, NUM_HEADS - 4 :]
         return torch.cat([kept.mean(1), kept.var(1, unbiased=True), p.var(1, unbiased=True)], dim=1)
 
-    sliding = SlidingWindowInferer(patch, sw_batch_size=SW_BATCH, overlap=0.5, mode="gaussian")
-    for path in maps:
-        saved = np.load(path)
-        image = torch.as_tensor(volumes[path.stem]["image"])[None].float()
-        with torch.no_grad():
-            stats = sliding(image, window_stats)[0, ..., int(saved["slice"])].numpy()
-        np.testing.assert_allclose(saved["prob"], stats[0:2], atol=1e-5)
-        np.testing.assert_allclose(saved["unc"], stats[2:4], atol=1e-6)
+    # saved prob/unc equal the kept heads' mean/variance (checked by recompute_saved_slices)
+    for saved, stats in bundle_checks.recompute_saved_slices(maps, volumes, window_stats, patch, SW_BATCH):
         # dropping the shallowest head changes the map: the evaluation did not use all heads
         assert np.abs(stats[4:6] - stats[2:4]).max() > 1e-4
         assert saved["image"].shape[0] == 2 and saved["raters"].shape[1:] == saved["prob"].shape
 
 
-def test_inference_in_the_original_ct_space(trained):
-    from monai.bundle import run
-
-    datalist = json.loads((trained / "data" / "datalist.json").read_text())
-    held_out = sorted(c["id"] for c in datalist["training"] if c["fold"] == 0)
-    raw = trained / "data" / "raw"
-    inputs = trained / "inputs"
-    inputs.mkdir()
+def test_inference_in_the_original_ct_space(trained, bundle_checks):
+    held_out = bundle_checks.run_hecktor_inference(BUNDLE, trained, features=FEATURES, sw_batch_size=SW_BATCH)
     for cid in held_out:
-        for modality in ("CT", "PT"):
-            shutil.copy(raw / "imagesTr" / f"{cid}__{modality}.nii.gz", inputs)
-    out = trained / "inference"
-    run(
-        config_file=[str(CONFIGS / "inference.json"), CPU],
-        bundle_root=str(BUNDLE),
-        ckpt_dir=str(trained / "models"),
-        input_dir=str(inputs),
-        output_dir=str(out),
-        features=FEATURES,
-        sw_batch_size=SW_BATCH,
-    )
-    for cid in held_out:
-        ct = nib.load(raw / "imagesTr" / f"{cid}__CT.nii.gz")
-        label, prob, unc = (nib.load(out / f"{cid}__CT_{kind}.nii.gz") for kind in ("label", "prob", "unc"))
-        for img in (label, prob, unc):
-            assert img.shape[:3] == ct.shape
-            np.testing.assert_allclose(img.affine, ct.affine, atol=1e-4)
-        assert prob.shape[3:] == unc.shape[3:] == (2,)
-        p, u = prob.get_fdata(), unc.get_fdata()
-        assert 0.0 <= p.min() and p.max() <= 1.0 and 0.0 <= u.min() and u.max() > 0.0
-        assert u.max() <= 1.0 / 3.0 + 1e-6  # unbiased variance of 4 values in [0, 1] is at most 1/3
-        label_values = np.asarray(label.dataobj)
-        assert set(np.unique(label_values)) <= {0, 1, 2}
-        # the label map is the structure with the highest probability >= 0.5
-        np.testing.assert_array_equal(label_values > 0, p.max(-1) >= 0.5)
+        # in the CT space, label = structure with the highest probability >= 0.5, unc not zero everywhere and
+        # at most 1/3 (unbiased variance of 4 values in [0, 1])
+        bundle_checks.check_ct_space_maps(trained, cid, unc_max=1.0 / 3.0)
 
 
-def test_multi_gpu_train_wraps_the_network_in_ddp(trained, tmp_path, monkeypatch):
+def test_multi_gpu_train_wraps_the_network_in_ddp(trained, tmp_path, monkeypatch, bundle_checks):
     """multi_gpu_train.json in-process with a one-process gloo group: DDP-wrapped network, sampler, unwrapped ckpt."""
-    import torch.distributed as dist
-    from monai.bundle import ConfigWorkflow
-    from monai.data import DistributedSampler
-    from torch.nn.parallel import DistributedDataParallel
-
     from monai_lexu.networks import MultiHeadUNet
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
     args = _overrides(trained, epochs=1, val_interval=2)  # one epoch, no validation pass
-    args.update(ckpt_dir=str(tmp_path / "models"), output_dir=str(tmp_path / "eval"))
-    workflow = ConfigWorkflow(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "multi_gpu_train.json"), CPU],
-        workflow_type="train",
-        **args,
-    )
-    try:
-        workflow.initialize()
-        assert dist.is_initialized() and dist.get_backend() == "gloo"
-        trainer = workflow.parser.get_parsed_content("train#trainer")
-        assert isinstance(trainer.network, DistributedDataParallel)
-        assert isinstance(trainer.network.module, MultiHeadUNet) and trainer.network.module.num_heads == NUM_HEADS
-        assert isinstance(trainer.data_loader.sampler, DistributedSampler)
-        workflow.run()
-    finally:
-        workflow.finalize()
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu")
+    network, state = bundle_checks.train_in_one_process_gloo_group(BUNDLE, args, tmp_path, monkeypatch)
+    assert isinstance(network, MultiHeadUNet) and network.num_heads == NUM_HEADS
     assert state.keys() == _eager_network().state_dict().keys()  # saved unwrapped from DistributedDataParallel
 
 
-def test_verify_metadata_net_in_out_and_ckpt_export(trained):
-    from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
-
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
+def test_verify_metadata_net_in_out_and_ckpt_export(trained, bundle_checks):
+    meta = bundle_checks.verify_metadata(BUNDLE)
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 9 * 2  # 5 encoder + 4 decoder heads
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        n=2,
-        bundle_root=str(BUNDLE),
-    )
-    ts = trained / "model.ts"
-    ckpt_export(
-        net_id="network_def",
-        filepath=str(ts),
-        ckpt_file=str(trained / "models" / "model.pt"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=[str(CONFIGS / "inference.json"), CPU],
-        bundle_root=str(BUNDLE),
+    bundle_checks.verify_net_in_out(BUNDLE, n=2)
+    bundle_checks.assert_export_equals_eager(
+        BUNDLE,
+        trained / "models" / "model.pt",
+        trained / "model.ts",
+        _eager_network(),
+        input_shape=(1, 2, 32, 32, 32),
+        configs=("inference.json", "cpu_small.json"),
+        output_shape=(1, NUM_HEADS * 2, 32, 32, 32),
         features=FEATURES,
     )
-    x = torch.rand(1, 2, 32, 32, 32)
-    eager = _eager_network()
-    eager.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu"))
-    with torch.no_grad():
-        exported = torch.jit.load(str(ts)).eval()(x)
-        assert exported.shape == (1, NUM_HEADS * 2, 32, 32, 32)
-        assert torch.allclose(exported, eager(x), atol=1e-5)

@@ -3,14 +3,14 @@
 Runs train.json (+ the CPU override) on an empty dataset_dir (synthetic RIGA-like fallback), then evaluate.json and
 inference.json, and the model-zoo checks verify_metadata (offline, shipped schema), verify_net_in_out and ckpt_export.
 The Layer-Ensembles specifics are checked on values: the loss is the 0.3/1.0-weighted BCE of every head against the
-soft label, and the evaluator's probability/uncertainty come from the last ``num_kept_heads`` heads only.
+soft label, and the evaluator's probability/uncertainty come from the last ``num_kept_heads`` heads only. The mechanics
+of the model-zoo, metric-table and inference-map checks come from the ``bundle_checks`` fixture of
+tests/bundles/conftest.py.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,6 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "layer_ensemble_riga"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = REPO / "monai_lexu" / "schemas" / "bundle_metadata_schema.json"
 FEATURES = [8, 16, 32, 64]  # plain backbone with 4 levels: 4 encoder + 3 decoder heads = 7 heads, 4 kept
 
 
@@ -39,30 +38,19 @@ def _overrides(tmp: Path) -> dict:
     }
 
 
-def _parser(files: list[str], **overrides):
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(CONFIGS / f) for f in files])
-    parser.update({"bundle_root": str(BUNDLE), **overrides})
-    return parser
+def _parser(bundle_checks, files: list[str], **overrides):
+    return bundle_checks.parser([CONFIGS / f for f in files], bundle_root=str(BUNDLE), **overrides)
 
 
-def _eager(state_path: Path):
+def _network() -> torch.nn.Module:
     from monai_lexu.networks import MultiHeadUNet
 
-    net = MultiHeadUNet(2, 3, 2, backbone="plain", heads="encoder_decoder", features=FEATURES)
-    net.load_state_dict(torch.load(state_path, map_location="cpu"))
-    return net.eval()
+    return MultiHeadUNet(2, 3, 2, backbone="plain", heads="encoder_decoder", features=FEATURES).eval()
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from monai.bundle import run
-
-    tmp = tmp_path_factory.mktemp("layer_ensemble_riga")
-    run(config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "cpu_small.json")], **_overrides(tmp))
-    return tmp
+def trained(tmp_path_factory, bundle_checks):
+    return bundle_checks.train_small(BUNDLE, tmp_path_factory, _overrides)
 
 
 def test_train_builds_synthetic_data_and_saves_all_encoder_and_decoder_heads(trained):
@@ -83,19 +71,19 @@ def test_train_builds_synthetic_data_and_saves_all_encoder_and_decoder_heads(tra
         ([], {"num_kept_heads": 5}, 10, 5),  # the paper's text: "skip the first five"
     ],
 )
-def test_skip_first_follows_num_kept_heads(extra, overrides, num_heads, skip_first):
-    inference = _parser(["inference.json"] + extra, **overrides)
+def test_skip_first_follows_num_kept_heads(extra, overrides, num_heads, skip_first, bundle_checks):
+    inference = _parser(bundle_checks, ["inference.json"] + extra, **overrides)
     assert inference.get_parsed_content("num_heads") == num_heads
     assert inference.get_parsed_content("inferer").skip_first == skip_first
-    train = _parser(["train.json"] + extra, **overrides)
+    train = _parser(bundle_checks, ["train.json"] + extra, **overrides)
     assert train.get_parsed_content("num_heads") == num_heads
     assert train.get_parsed_content("validate#inferer").skip_first == skip_first
 
 
-def test_loss_is_weighted_bce_of_every_head_against_the_soft_label():
+def test_loss_is_weighted_bce_of_every_head_against_the_soft_label(bundle_checks):
     import torch.nn.functional as F
 
-    loss = _parser(["train.json"], num_heads=3).get_parsed_content("loss")
+    loss = _parser(bundle_checks, ["train.json"], num_heads=3).get_parsed_content("loss")
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 3 * 2, 4, 4, generator=g)
     raters = (torch.rand(2, 3, 2, 4, 4, generator=g) > 0.5).float()
@@ -108,31 +96,17 @@ def test_loss_is_weighted_bce_of_every_head_against_the_soft_label():
     assert loss.last_terms["dgm"] > 0.0  # the head variance is still logged, but not part of the loss
 
 
-def test_evaluate_uses_only_the_kept_heads(trained):
-    from monai.bundle import run
-
+def test_evaluate_uses_only_the_kept_heads(trained, bundle_checks):
     from monai_lexu.inferers import heads_to_prob_unc
 
-    run(
-        config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json"), str(CONFIGS / "cpu_small.json")],
-        **_overrides(trained),
-    )
-    out = trained / "eval"
-    summary = {r["metric"]: r for r in csv.DictReader((out / "metrics_test_summary.csv").open())}
-    assert set(summary) == {"SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"}
-    for structure in ("disc", "cup"):
-        assert 0.0 <= float(summary["soft_dice"][structure]) <= 1.0
-        assert float(summary["NLL"][structure]) > 0.0
-        sr = float(summary["SR"][structure])
-        assert math.isnan(sr) or -1.0 <= sr <= 1.0
-    rows = list(csv.DictReader((out / "metrics_test_per_image.csv").open()))
-    assert len(rows) == 4 and rows[0]["id"].startswith("Magrabia_")
+    out = bundle_checks.run_riga_evaluation(BUNDLE, _overrides(trained))
     maps = sorted((out / "metrics_test_maps").glob("*.npz"))
     assert len(maps) == 4  # save_maps: 4
 
     # recompute one image's maps from the checkpoint: mean/variance of the sigmoids of the last 4 of 7 heads
     case = np.load(maps[0])
-    net = _eager(trained / "models" / "model.pt")
+    net = _network()
+    net.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu"))
     with torch.no_grad():
         logits = net(torch.from_numpy(case["image"])[None])
     kept = heads_to_prob_unc(logits, 7, skip_first=3)[0]
@@ -144,71 +118,28 @@ def test_evaluate_uses_only_the_kept_heads(trained):
     assert float((every[2:] - kept[2:]).abs().max()) > 1e-3
 
 
-def test_inference_writes_probability_and_uncertainty_in_the_input_geometry(trained):
-    import nibabel as nib
-    from monai.bundle import run
-    from PIL import Image
-
-    images = sorted((trained / "data" / "images").glob("Magrabia_*.png"))
-    assert len(images) == 4
-    out = trained / "inference"
-    overrides = {
-        k: v for k, v in _overrides(trained).items() if k in ("bundle_root", "ckpt_dir", "image_size", "features")
-    }
-    run(
-        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")],
-        input_glob=str(trained / "data" / "images" / "Magrabia_*.png"),
-        output_dir=str(out),
-        **overrides,
-    )
-    width, height = Image.open(images[0]).size
-    for image in images:
-        prob = nib.load(out / f"{image.stem}_prob.nii.gz").get_fdata()
-        unc = nib.load(out / f"{image.stem}_unc.nii.gz").get_fdata()
-        assert prob.shape[:2] == (width, height) and prob.shape[-1] == 2
-        assert unc.shape == prob.shape
-        assert prob.min() >= 0.0 and prob.max() <= 1.0
-        # variance of the 4 kept heads' probabilities in [0, 1]: at most K/(4(K-1)) = 1/3
-        assert unc.min() >= 0.0 and unc.max() <= 1.0 / 3.0 + 1e-6
+def test_inference_writes_probability_and_uncertainty_in_the_input_geometry(trained, bundle_checks):
+    # variance of the 4 kept heads' probabilities in [0, 1]: at most K/(4(K-1)) = 1/3
+    bundle_checks.check_riga_inference(BUNDLE, trained, _overrides(trained), unc_max=1.0 / 3.0)
 
 
-def test_verify_metadata_offline():
-    from monai.bundle import verify_metadata
-
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
+def test_verify_metadata_offline(bundle_checks):
+    meta = bundle_checks.verify_metadata(BUNDLE)
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 20  # 10 heads x 2 structures
 
 
-def test_verify_net_in_out_default_network():
-    from monai.bundle import verify_net_in_out
-
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        n=2,
-        bundle_root=str(BUNDLE),
-    )
+def test_verify_net_in_out_default_network(bundle_checks):
+    bundle_checks.verify_net_in_out(BUNDLE, n=2)
 
 
-def test_ckpt_export_of_the_trained_model(trained):
-    from monai.bundle import ckpt_export
-
-    ts = trained / "model.ts"
-    ckpt_export(
-        net_id="network_def",
-        filepath=str(ts),
-        ckpt_file=str(trained / "models" / "model.pt"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=[str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")],
-        bundle_root=str(BUNDLE),
+def test_ckpt_export_of_the_trained_model(trained, bundle_checks):
+    bundle_checks.assert_export_equals_eager(
+        BUNDLE,
+        trained / "models" / "model.pt",
+        trained / "model.ts",
+        _network(),
+        input_shape=(1, 3, 64, 64),
+        configs=("inference.json", "cpu_small.json"),
+        output_shape=(1, 14, 64, 64),
         features=FEATURES,
     )
-    scripted = torch.jit.load(str(ts)).eval()
-    eager = _eager(trained / "models" / "model.pt")
-    x = torch.rand(1, 3, 64, 64)
-    with torch.no_grad():
-        out = scripted(x)
-        assert out.shape == (1, 14, 64, 64)
-        assert torch.allclose(out, eager(x), atol=1e-5)

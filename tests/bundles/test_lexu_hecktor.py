@@ -3,16 +3,15 @@
 train.json (+ cpu_small.json) on an empty dataset_dir builds the synthetic set in the HECKTOR layout and converts it
 with data_prep's converter; then evaluate.json (fold table + cross-validation summary), inference.json on the raw
 CT/PET files (outputs in the original CT space), DDP training with torchrun (2 CPU processes, gloo), the paper's
-2D slice protocol (train_slices.json / evaluate_slices.json) and the model-zoo checks.
+2D slice protocol (train_slices.json / evaluate_slices.json) and the model-zoo checks (their mechanics, the inference
+run and the CT-space map checks come from the ``bundle_checks`` fixture of tests/bundles/conftest.py).
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,6 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "lexu_hecktor"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = REPO / "monai_lexu" / "schemas" / "bundle_metadata_schema.json"
 CPU = str(CONFIGS / "cpu_small.json")
 
 
@@ -43,12 +41,8 @@ def _overrides(tmp: Path, **extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from monai.bundle import run
-
-    tmp = tmp_path_factory.mktemp("lexu_hecktor")
-    run(config_file=[str(CONFIGS / "train.json"), CPU], **_overrides(tmp))
-    return tmp
+def trained(tmp_path_factory, bundle_checks):
+    return bundle_checks.train_small(BUNDLE, tmp_path_factory, _overrides)
 
 
 def test_train_builds_the_synthetic_set_and_saves_fold_models(trained):
@@ -62,50 +56,23 @@ def test_train_builds_the_synthetic_set_and_saves_fold_models(trained):
         assert any(k.startswith("heads.") for k in state)
 
 
-def test_evaluate_fold_table_and_cross_validation_summary(trained):
+def test_evaluate_fold_table_and_cross_validation_summary(trained, bundle_checks):
     from monai.bundle import run
 
     run(config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json"), CPU], **_overrides(trained))
     out = trained / "eval"
-    summary = {r["metric"]: r for r in csv.DictReader((out / "metrics_fold0_summary.csv").open())}
-    assert set(summary) == {"SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"}
+    summary = bundle_checks.metric_summary(out / "metrics_fold0_summary.csv")
     assert all(0.0 <= float(summary["soft_dice"][s]) <= 1.0 for s in ("GTVp", "GTVn"))
     cv = json.loads((out / "metrics_folds_summary.json").read_text())
     assert set(cv) == {"GTVp", "GTVn"} and "fold0" in cv["GTVp"]["NCC"]
     assert "missing: [1, 2]" in (out / "metrics_folds_summary.md").read_text()
 
 
-def test_inference_in_the_original_ct_space_and_uncertainty_in_the_disagreement_band(trained):
-    from monai.bundle import run
-
-    datalist = json.loads((trained / "data" / "datalist.json").read_text())
-    held_out = sorted(c["id"] for c in datalist["training"] if c["fold"] == 0)
+def test_inference_in_the_original_ct_space_and_uncertainty_in_the_disagreement_band(trained, bundle_checks):
+    held_out = bundle_checks.run_hecktor_inference(BUNDLE, trained)
     raw = trained / "data" / "raw"
-    inputs = trained / "inputs"
-    inputs.mkdir()
-    for cid in held_out:  # inference on the raw CT/PET of the validation fold only
-        for modality in ("CT", "PT"):
-            shutil.copy(raw / "imagesTr" / f"{cid}__{modality}.nii.gz", inputs)
-    out = trained / "inference"
-    run(
-        config_file=[str(CONFIGS / "inference.json"), CPU],
-        bundle_root=str(BUNDLE),
-        ckpt_dir=str(trained / "models"),
-        input_dir=str(inputs),
-        output_dir=str(out),
-    )
     for cid in held_out:
-        ct = nib.load(raw / "imagesTr" / f"{cid}__CT.nii.gz")
-        label = nib.load(out / f"{cid}__CT_label.nii.gz")
-        prob = nib.load(out / f"{cid}__CT_prob.nii.gz")
-        unc = nib.load(out / f"{cid}__CT_unc.nii.gz")
-        for img in (label, prob, unc):
-            assert img.shape[:3] == ct.shape
-            np.testing.assert_allclose(img.affine, ct.affine, atol=1e-4)
-            np.testing.assert_allclose(img.header.get_zooms()[:3], ct.header.get_zooms(), atol=1e-4)
-        assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1, 2}
-        p, u = prob.get_fdata(), unc.get_fdata()
-        assert p.shape[-1] == 2 and p.min() >= 0 and p.max() <= 1 and u.min() >= 0
+        _, u = bundle_checks.check_ct_space_maps(trained, cid)
         raters = np.stack(
             [np.asarray(nib.load(f).dataobj) for f in sorted(glob.glob(str(raw / "labelsTr" / "*" / f"{cid}.nii.gz")))]
         )
@@ -117,33 +84,19 @@ def test_inference_in_the_original_ct_space_and_uncertainty_in_the_disagreement_
             assert u[..., channel][band].mean() >= 3 * u[..., channel][~band].mean(), (cid, channel)
 
 
-def test_verify_metadata_net_in_out_and_ckpt_export(trained):
-    from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
-
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "inference.json"),
-        n=2,
-        bundle_root=str(BUNDLE),
-    )
-    ts = trained / "model.ts"
-    ckpt_export(
-        net_id="network_def",
-        filepath=str(ts),
-        ckpt_file=str(trained / "models" / "model.pt"),
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=[str(CONFIGS / "inference.json"), CPU],
-        bundle_root=str(BUNDLE),
-    )
-    x = torch.rand(1, 2, 32, 32, 32)
+def test_verify_metadata_net_in_out_and_ckpt_export(trained, bundle_checks):
     from monai_lexu.networks import MultiHeadUNet
 
-    eager = MultiHeadUNet(3, 2, 2, backbone="plain", features=json.loads(Path(CPU).read_text())["features"]).eval()
-    eager.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu"))
-    with torch.no_grad():
-        assert torch.allclose(torch.jit.load(str(ts)).eval()(x), eager(x), atol=1e-5)
+    bundle_checks.verify_metadata(BUNDLE)
+    bundle_checks.verify_net_in_out(BUNDLE, n=2)
+    bundle_checks.assert_export_equals_eager(
+        BUNDLE,
+        trained / "models" / "model.pt",
+        trained / "model.ts",
+        MultiHeadUNet(3, 2, 2, backbone="plain", features=json.loads(Path(CPU).read_text())["features"]),
+        input_shape=(1, 2, 32, 32, 32),
+        configs=("inference.json", "cpu_small.json"),
+    )
 
 
 def test_multi_gpu_train_with_torchrun_gloo(trained, tmp_path):

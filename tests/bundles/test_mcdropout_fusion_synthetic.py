@@ -5,6 +5,8 @@ two fusion settings ("random" = the paper's "no fusion", and "union") are traine
 run folders, then evaluate.json (MC dropout, T = 4), inference.json and the model-zoo checks run. Values are
 checked against independent computations: the training labels against the rater PNGs, the report's WME / ME /
 Dice_gt against the saved maps and the true-mask PNG, the uncertainty against the binary entropy of the probability.
+The mechanics of the model-zoo checks and of reading the inference maps come from the ``bundle_checks`` fixture of
+tests/bundles/conftest.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "mcdropout_fusion_synthetic"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = REPO / "monai_lexu" / "schemas" / "bundle_metadata_schema.json"
 TRAIN, EVALUATE, INFERENCE = (str(CONFIGS / f"{n}.json") for n in ("train", "evaluate", "inference"))
 SYNTHETIC = {"num_samples": 10, "size": 32, "seed": 1}
 FUSION_MODES = ("random", "majority", "staple", "union", "intersection")
@@ -222,8 +223,7 @@ def test_mc_dropout_samples_differ_with_batch_norm_in_eval_mode(root):
     np.testing.assert_allclose(unc.numpy(), _entropy_bits(prob.numpy()), atol=1e-5)
 
 
-def test_inference_writes_probability_and_entropy_maps(root):
-    import nibabel as nib
+def test_inference_writes_probability_and_entropy_maps(root, bundle_checks):
     from monai.bundle import run
 
     images = sorted((root / "data" / "jungo" / "images_perturbed").glob("jungo_00[89].png"))
@@ -238,10 +238,9 @@ def test_inference_writes_probability_and_entropy_maps(root):
         mc_samples=4,
     )
     for image in images:
-        prob = nib.load(out / f"{image.stem}_prob.nii.gz").get_fdata()
-        unc = nib.load(out / f"{image.stem}_unc.nii.gz").get_fdata()
+        # prob in [0, 1]; unc is an entropy in bits: in [0, 1]
+        prob, unc = bundle_checks.read_prob_unc(out, image.stem, unc_max=1.0)
         assert prob.shape == unc.shape == (32, 32)
-        assert 0.0 <= prob.min() and prob.max() <= 1.0
         np.testing.assert_allclose(unc, _entropy_bits(prob), atol=1e-4)
 
 
@@ -255,50 +254,26 @@ def test_inference_finds_the_run_checkpoint_or_a_shared_bundles_model(tmp_path):
     assert parser.get_parsed_content("ckpt_dir") == str(run_dir)
 
 
-def test_verify_metadata_offline_and_rejects_a_broken_file(tmp_path):
-    from monai.bundle import verify_metadata
-
-    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
+def test_verify_metadata_offline_and_rejects_a_broken_file(tmp_path, bundle_checks):
+    meta = bundle_checks.verify_metadata(BUNDLE)
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
     assert meta["network_data_format"]["outputs"]["prob_unc"]["num_channels"] == 2
-    del meta["network_data_format"]["inputs"]["image"]["num_channels"]
-    path = tmp_path / "metadata.json"
-    path.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="num_channels"):
-        verify_metadata(meta_file=str(path), filepath=str(SCHEMA))
-
-
-def test_verify_net_in_out_default_network():
-    from monai.bundle import verify_net_in_out
-
-    verify_net_in_out(
-        net_id="network_def",
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=INFERENCE,
-        n=2,
-        bundle_root=str(BUNDLE),
+    bundle_checks.assert_metadata_rejected_without(
+        BUNDLE, tmp_path, "network_data_format", "inputs", "image", "num_channels"
     )
 
 
-def test_ckpt_export_equals_the_eager_network_in_eval_mode(root):
-    from monai.bundle import ckpt_export
+def test_verify_net_in_out_default_network(bundle_checks):
+    bundle_checks.verify_net_in_out(BUNDLE, n=2)
 
+
+def test_ckpt_export_equals_the_eager_network_in_eval_mode(root, bundle_checks):
     from monai_lexu.networks import MultiHeadUNet
 
-    ts = root / "model.ts"
-    ckpt = root / "models" / "union_unperturbed" / "model.pt"
-    ckpt_export(
-        net_id="network_def",
-        filepath=str(ts),
-        ckpt_file=str(ckpt),
-        meta_file=str(CONFIGS / "metadata.json"),
-        config_file=INFERENCE,
-        bundle_root=str(BUNDLE),
+    bundle_checks.assert_export_equals_eager(
+        BUNDLE,
+        root / "models" / "union_unperturbed" / "model.pt",
+        root / "model.ts",
+        MultiHeadUNet(2, 1, 1, backbone="plain", features=(16, 32, 64), heads="last", dropout=0.2),
+        input_shape=(2, 1, 32, 32),
     )
-    scripted = torch.jit.load(str(ts))
-    eager = MultiHeadUNet(2, 1, 1, backbone="plain", features=(16, 32, 64), heads="last", dropout=0.2)
-    eager.load_state_dict(torch.load(ckpt, map_location="cpu"))
-    x = torch.rand(2, 1, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(scripted.eval()(x), eager.eval()(x), atol=1e-5, rtol=1e-5)
