@@ -394,9 +394,14 @@ class BundleChecks:
             assert isinstance(trainer.data_loader.sampler, DistributedSampler)
             workflow.run()
         finally:
+            import ignite.distributed as idist
+
             workflow.finalize()
             if dist.is_initialized():
                 dist.destroy_process_group()
+            # ignite caches the distributed context it saw: re-detect it (serial now), or later tests in this worker
+            # would still see a process group (MONAI's Cumulative metrics and CheckpointSaver then fail)
+            idist.sync()
         return trainer.network.module, torch.load(tmp_path / "models" / "model.pt", map_location="cpu")
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -135,7 +134,6 @@ def test_random_fusion_reproducible_and_valid_only():
 
 
 def test_staple_outlier_rejected():
-    t0 = time.perf_counter()
     raters = np.zeros((5, 2, 10, 10), dtype=np.float32)
     raters[:4, 0, 2:7, 2:7] = 1.0  # four raters agree on a square
     raters[4, 0, 5:10, 5:10] = 1.0  # the outlier marks another square
@@ -150,7 +148,6 @@ def test_staple_outlier_rejected():
     # invalid raters are left out of STAPLE: with only the outlier valid the output is the outlier
     only = FuseRaters("staple")(raters, [False, False, False, False, True])
     np.testing.assert_array_equal(only[0], raters[4, 0])
-    assert time.perf_counter() - t0 < 30  # includes the one-off ITK initialisation
 
 
 def test_rater_stats_array_transform():
