@@ -16,7 +16,7 @@ from .compare import (
 )
 from .cv import cross_validation_summary
 from .figures import plot_method_comparison, plot_reliability_diagram, save_figure
-from .tables import format_value, markdown_table, mean_std, write_csv, write_markdown
+from .tables import finite_mean_std, format_value, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = [
     "TABLE1_METRICS",
@@ -31,6 +31,7 @@ __all__ = [
     "uncertainty_table",
     "write_table",
     "cross_validation_summary",
+    "finite_mean_std",
     "format_value",
     "markdown_table",
     "mean_std",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_lexu.report.tables import markdown_table, mean_std, write_csv, write_markdown
+from monai_lexu.report.tables import finite_mean_std, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = [
     "TABLE2_METRICS",
@@ -73,13 +72,6 @@ def expand_runs(patterns: Sequence[str | Path]) -> list[dict[str, Any]]:
     return [load_evaluation(p) for p in paths]
 
 
-def _finite_mean_std(values: Sequence[float]) -> tuple[float, float]:
-    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not finite:
-        return float("nan"), float("nan")
-    return float(np.mean(finite)), float(np.std(finite))
-
-
 def uncertainty_table(
     methods: Mapping[str, Sequence[Mapping[str, Any]]],
     structures: Sequence[str] | None = None,
@@ -128,7 +120,7 @@ def uncertainty_table(
                         values.append(float(run["mean"][s][metric]))
                     except KeyError as e:
                         raise ValueError(f"{run.get('path', name)} has no {metric!r} for structure {s!r}") from e
-                m, sd = _finite_mean_std(values)
+                m, sd, _ = finite_mean_std(values)
                 row[f"{metric} {s}"] = mean_std(values)
                 records.append(
                     {"method": name, "structure": s, "metric": metric, "mean": m, "std": sd, "runs": len(runs)}
@@ -198,7 +190,7 @@ def fusion_table(
                         f"{run.get('path', fusion)} has no per-image {metric!r} for {s!r}: evaluate with an "
                         "UncertaintyReport that has ground_truth_key set (for Dice_gt) and a current monai_lexu."
                     )
-                m, sd = _finite_mean_std(per_image)
+                m, sd, _ = finite_mean_std(per_image)
                 row[fusion] = mean_std(per_image, digits=2)
                 records.append(
                     {

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_lexu.report.tables import format_value, markdown_table, mean_std, write_csv, write_markdown
+from monai_lexu.report.tables import finite_mean_std, format_value, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = ["cross_validation_summary"]
 
@@ -48,9 +47,7 @@ def cross_validation_summary(
         row: dict[str, object] = {"metric": metric}
         for s in structures:
             values = {f"fold{k}": float(v["mean"][s][metric]) for k, v in found.items()}
-            finite = [x for x in values.values() if math.isfinite(x)]
-            mean = sum(finite) / len(finite) if finite else float("nan")
-            std = math.sqrt(sum((x - mean) ** 2 for x in finite) / len(finite)) if finite else float("nan")
+            mean, std, _ = finite_mean_std(list(values.values()))
             result.setdefault(s, {})[metric] = {**values, "mean": mean, "std": std}
             row[s] = mean_std(list(values.values()))
             for fold, x in values.items():

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["format_value", "mean_std", "markdown_table", "write_csv", "write_markdown"]
+__all__ = ["finite_mean_std", "format_value", "mean_std", "markdown_table", "write_csv", "write_markdown"]
 
 
 def format_value(value: object, digits: int = 3) -> str:
@@ -17,6 +17,15 @@ def format_value(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+def finite_mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean and population std (ddof=0) of the finite values, and how many there were (NaN, NaN, 0 if none)."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return float("nan"), float("nan"), 0
+    m = sum(finite) / len(finite)
+    return m, math.sqrt(sum((v - m) ** 2 for v in finite) / len(finite)), len(finite)
+
+
 def mean_std(values: Sequence[float], digits: int = 3) -> str:
     """``"mean ± std"`` of the finite values (population std, ddof=0), with ``(n=k/N)`` when some were not finite.
 
@@ -24,14 +33,12 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
         values: per-image or per-run values; NaN/inf entries are left out and counted.
         digits: decimals.
     """
-    finite = [float(v) for v in values if math.isfinite(float(v))]
-    if not finite:
+    m, s, n = finite_mean_std(values)
+    if not n:
         return "nan"
-    m = sum(finite) / len(finite)
-    s = math.sqrt(sum((v - m) ** 2 for v in finite) / len(finite))
     text = f"{m:.{digits}f} ± {s:.{digits}f}"
-    if len(finite) != len(values):
-        text += f" (n={len(finite)}/{len(values)})"
+    if n != len(values):
+        text += f" (n={n}/{len(values)})"
     return text
 
 
