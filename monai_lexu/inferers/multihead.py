@@ -80,9 +80,9 @@ def heads_to_prob_unc(
     probs = torch.sigmoid(z.to(work))
     prob = probs.mean(dim=1)
     if uncertainty == "entropy":
-        from monai_lexu.metrics import binary_entropy
+        from monai_lexu.metrics import entropy_of_probabilities
 
-        unc = binary_entropy(prob.clamp(0.0, 1.0)).to(work)
+        unc = entropy_of_probabilities(prob.clamp(0.0, 1.0))  # unchecked: no host sync per sliding window
     elif probs.shape[1] > 1:
         unc = probs.var(dim=1, unbiased=unbiased)
     else:

@@ -32,6 +32,7 @@ from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same
 
 __all__ = [
     "binary_entropy",
+    "entropy_of_probabilities",
     "rater_entropy",
     "weighted_mean_entropy",
     "mean_entropy",
@@ -64,8 +65,18 @@ def binary_entropy(p: torch.Tensor | np.ndarray, base: float = 2.0) -> torch.Ten
             f"`p` must hold probabilities in [0, 1], got values in [{finite.min().item():.4g}, "
             f"{finite.max().item():.4g}]."
         )
-    h = -(torch.xlogy(t, t) + torch.xlogy(1.0 - t, 1.0 - t)) / math.log(base)
-    return h.clamp_min(0.0).float()
+    return entropy_of_probabilities(t, base).float()
+
+
+def entropy_of_probabilities(p: torch.Tensor, base: float = 2.0) -> torch.Tensor:
+    """:func:`binary_entropy` without input checks, in ``p``'s dtype and device (for inference hot paths).
+
+    Args:
+        p: probabilities in [0, 1] (not checked; no host synchronisation), any shape.
+        base: logarithm base (2: bits).
+    """
+    h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p)) / math.log(base)
+    return h.clamp_min(0.0)
 
 
 def rater_entropy(
