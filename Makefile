@@ -10,7 +10,7 @@ HECKTOR := bundles/lexu_hecktor/configs
 HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: install quickstart quickstart-riga hecktor-cv test lint format
+.PHONY: install quickstart quickstart-riga hecktor-cv test lint format bundles
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
@@ -33,6 +33,10 @@ hecktor-cv: install
 		$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR)/evaluate.json','$(HECKTOR_CPU)']" \
 			--fold $$fold || exit 1; \
 	done
+
+# regenerate the family bundles from bundles/_base/<dataset>/ + bundles/<name>/family.json (commit the result)
+bundles:
+	$(PYTHON) -m monai_lexu.families write
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

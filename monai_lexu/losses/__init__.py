@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .lexu_loss import SAMPLING_MODES, LEXULoss, sample_valid_raters
+from .multi_rater import SAMPLING_MODES, LEXULoss, MultiHeadRaterLoss, sample_valid_raters
 
-__all__ = ["SAMPLING_MODES", "LEXULoss", "sample_valid_raters"]
+__all__ = ["SAMPLING_MODES", "LEXULoss", "MultiHeadRaterLoss", "sample_valid_raters"]

@@ -23,7 +23,7 @@ class DeepEnsemble(nn.Module):
     in the LEXU paper's DE baseline (5 single-head U-Nets trained on the soft label).
 
     Training all members in one run: the members share no parameter, so a loss that is the SUM of the members' losses
-    (e.g. ``LEXULoss(num_heads=num_members, beta=0, sampling="none", aux_weight=1.0)``: the sum of the members' BCEs
+    (e.g. ``MultiHeadRaterLoss(num_heads=num_members, aux_weight=1.0)``: the sum of the members' BCEs
     against the soft label) gives every member exactly the gradient it would get alone, and Adam's element-wise update
     keeps the members' trajectories independent. The one deliberate difference from training the members in separate
     runs is that all members see the same mini-batch order (Lakshminarayanan et al. also reshuffle per member); the

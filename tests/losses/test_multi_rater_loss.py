@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monai_lexu.losses import LEXULoss, sample_valid_raters
+from monai_lexu.losses import LEXULoss, MultiHeadRaterLoss, sample_valid_raters
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 
@@ -226,3 +226,30 @@ def test_metatensor_input_gives_plain_tensor_with_gradient():
     assert value.item() == pytest.approx(0.3 * BCE_HEAD0_SOFT + BCE_HEAD1 + 5.0 * DGM, rel=1e-6)
     value.backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_neutral_loss_defaults_are_weighted_bce_against_the_soft_label():
+    """MultiHeadRaterLoss() is the LE/DE loss: sum_k w_k BCE(z_k, soft label), w = 0.3 ... 0.3, 1; no DGM, no MRO."""
+    torch.manual_seed(3)
+    logits = torch.randn(2, 3 * 2, 4, 4)
+    raters = (torch.rand(2, 4, 2, 4, 4) > 0.5).float()
+    soft = raters.mean(dim=1)
+    per_head = [
+        F.binary_cross_entropy_with_logits(logits[:, 2 * k : 2 * k + 2], soft) for k in range(3)
+    ]  # head-major channels
+    expected = 0.3 * per_head[0] + 0.3 * per_head[1] + 1.0 * per_head[2]
+    loss = MultiHeadRaterLoss(3)
+    assert (loss.beta, loss.sampling) == (0.0, "none")
+    assert torch.allclose(loss(logits, {"raters": raters}), expected, atol=1e-6)
+
+
+def test_lexu_preset_equals_the_neutral_loss_with_mro_and_dgm():
+    torch.manual_seed(4)
+    logits = torch.randn(2, 3 * 2, 4, 4)
+    raters = (torch.rand(2, 4, 2, 4, 4) > 0.5).float()
+    preset = LEXULoss(3, generator=torch.Generator().manual_seed(9))(logits, {"raters": raters})
+    neutral = MultiHeadRaterLoss(3, beta=5.0, sampling="batch", generator=torch.Generator().manual_seed(9))(
+        logits, {"raters": raters}
+    )
+    assert torch.equal(preset, neutral)
+    assert not torch.allclose(preset, MultiHeadRaterLoss(3)(logits, {"raters": raters}))
