@@ -11,11 +11,13 @@ Command line::
         [--include-ts] [--config configs/cpu_small.json] [--set features=[8,16,32,64]]
     python -m monai_lexu.share info dist/lexu_riga_v0.1.0.zip
 
-Before writing anything ``pack`` checks the bundle: ``configs/metadata.json`` is valid against the shipped schema
-``monai_lexu/schemas/bundle_metadata_schema.json`` and its ``version`` has a ``changelog`` entry (the model-zoo
-rule), ``LICENSE`` exists, and the weights load (strictly) into the network built from ``configs/inference.json``'s
-``network_def`` with ``bundle_root`` set to the bundle. Weights trained with an override config (e.g. the CPU
-configuration) need the same override for this check: ``--config configs/cpu_small.json`` and/or ``--set KEY=VALUE``.
+Before writing anything ``pack`` checks the bundle: ``configs/metadata.json`` is valid against MONAI's official
+metadata schema, shipped unchanged as ``monai_lexu/schemas/meta_schema_20240725.json`` (the file the model zoo's CI
+and ``python -m monai.bundle verify_metadata`` use), plus the stricter rules of :func:`metadata_problems`, and its
+``version`` has a ``changelog`` entry (the model-zoo rule); ``LICENSE`` exists, and the weights load (strictly) into
+the network built from ``configs/inference.json``'s ``network_def`` with ``bundle_root`` set to the bundle. Weights
+trained with an override config (e.g. the CPU configuration) need the same override for this check:
+``--config configs/cpu_small.json`` and/or ``--set KEY=VALUE``.
 
 Only ``configs/``, ``docs/``, ``scripts/`` (custom bundle code, when present), ``large_files.yml`` (when present),
 ``LICENSE`` and the chosen weights are packed; ``data/``, ``eval/``, ``runs/``, ``__pycache__``, hidden files and
@@ -41,8 +43,10 @@ from typing import Any
 
 __all__ = [
     "SCHEMA_FILE",
+    "SCHEMA_MD5",
     "PackResult",
     "md5sum",
+    "metadata_problems",
     "validate_metadata",
     "check_weights",
     "check_bundle",
@@ -53,7 +57,11 @@ __all__ = [
     "main",
 ]
 
-SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "bundle_metadata_schema.json"
+# MONAI's official bundle metadata schema, byte for byte as published (Project-MONAI/project-monai.github.io,
+# public/schema/, a copy of the MONAI-extra-test-data 0.8.1 release asset; Apache-2.0). Never edit it: stricter
+# project rules live in metadata_problems(). SCHEMA_MD5 guards the file against edits.
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "meta_schema_20240725.json"
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
 
 # fixed zip entry metadata: the earliest date a zip can store, regular file rw-r--r-- created on unix
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -96,23 +104,108 @@ def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?([.+-][0-9A-Za-z.+-]+)?$")
+_TENSOR_KEYS = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data", "channel_def")
+
+
+def metadata_problems(metadata: Mapping[str, Any]) -> list[str]:
+    """The project's rules for ``metadata.json`` beyond the official schema, one ``"path: message"`` line each.
+
+    The official schema (:data:`SCHEMA_FILE`) is kept byte for byte; these rules are layered on top in code so there
+    is one schema file in force and it stays valid under every jsonschema release MONAI and MONAI Label use (3.2 and
+    4.x). They are what the project's former, stricter schema checked:
+
+    - ``version``, ``monai_version``, ``pytorch_version`` and ``numpy_version`` are plain release numbers
+      (``1.6.1``), because the model-zoo CI turns them into ``==`` pins;
+    - ``required_packages_version`` maps package names to non-empty version strings (also pinned with ``==``);
+    - ``network_data_format`` has at least one input and one output, and each is a tensor description with every
+      field of the MONAI Bundle Specification (``type``, ``format``, ``num_channels`` >= 0, ``spatial_shape``,
+      ``dtype``, ``value_range`` of at most two numbers, ``is_patch_data``, ``channel_def``); the official schema
+      also accepts a bare number or string there, and does not require ``is_patch_data``/``channel_def``.
+
+    The version-in-changelog rule is checked by :func:`validate_metadata` separately.
+    """
+    problems: list[str] = []
+    for key in ("version", "monai_version", "pytorch_version", "numpy_version"):
+        value = metadata.get(key)
+        if isinstance(value, str) and not _VERSION_RE.match(value):
+            problems.append(f"{key}: {value!r} is not a release number such as '1.6.1'")
+    packages = metadata.get("required_packages_version")
+    if isinstance(packages, Mapping):
+        for name, version in packages.items():
+            if not isinstance(version, str) or not version.strip():
+                problems.append(f"required_packages_version/{name}: {version!r} is not a version string")
+    network = metadata.get("network_data_format")
+    if isinstance(network, Mapping):
+        for side in ("inputs", "outputs"):
+            specs = network.get(side)
+            if not isinstance(specs, Mapping):
+                continue
+            if not specs:
+                problems.append(f"network_data_format/{side}: needs at least one entry")
+            for name, spec in specs.items():
+                where = f"network_data_format/{side}/{name}"
+                if not isinstance(spec, Mapping):
+                    problems.append(f"{where}: must be a tensor description (an object), got {spec!r}")
+                    continue
+                problems += [f"{where}: {k!r} is a required property" for k in _TENSOR_KEYS if k not in spec]
+                channels = spec.get("num_channels")
+                if isinstance(channels, int) and not isinstance(channels, bool) and channels < 0:
+                    problems.append(f"{where}/num_channels: {channels} is less than 0")
+                value_range = spec.get("value_range")
+                if isinstance(value_range, list) and len(value_range) > 2:
+                    problems.append(f"{where}/value_range: {value_range} has more than 2 items")
+                if "is_patch_data" in spec and not isinstance(spec["is_patch_data"], bool):
+                    problems.append(f"{where}/is_patch_data: {spec['is_patch_data']!r} is not of type 'boolean'")
+                if "channel_def" in spec and not isinstance(spec["channel_def"], Mapping):
+                    problems.append(f"{where}/channel_def: {spec['channel_def']!r} is not of type 'object'")
+    return problems
+
+
+def _schema_validator(schema_obj: Mapping[str, Any]):
+    """A jsonschema validator for ``schema_obj`` under jsonschema 3.2 and 4.x.
+
+    The official schema declares draft 2019-09 (``$defs``); jsonschema 4 has a validator for it, jsonschema 3.2 (as in
+    MONAI Label environments) does not and falls back to draft 7, which gives the same verdict for this schema: its
+    ``$ref`` values are plain JSON pointers (``#/$defs/...``) and it uses no keyword draft 7 lacks.
+    """
+    import warnings
+
+    import jsonschema
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.2: "metaschema ... not found, using the latest draft"
+        cls = jsonschema.validators.validator_for(schema_obj, default=jsonschema.Draft7Validator)
+    return cls(schema_obj)
+
+
+def _schema_problems(metadata: Mapping[str, Any], schema_obj: Mapping[str, Any]) -> list[str]:
+    """Every violation of ``schema_obj``, as ``"path: message"``; an ``anyOf`` failure reports its best branch."""
+    from jsonschema.exceptions import best_match
+
+    validator = _schema_validator(schema_obj)
+    lines = []
+    for error in sorted(validator.iter_errors(dict(metadata)), key=lambda e: list(map(str, e.absolute_path))):
+        deepest = best_match([error]) if error.context else error
+        lines.append(f"{'/'.join(map(str, deepest.absolute_path)) or '<root>'}: {deepest.message}")
+    return lines
+
+
 def validate_metadata(metadata: Mapping[str, Any] | str | os.PathLike, schema: str | os.PathLike | None = None) -> dict:
-    """Validate a bundle ``metadata.json`` against the shipped schema and the model-zoo version rule.
+    """Validate a bundle ``metadata.json`` against the official schema, the project's rules and the zoo version rule.
 
     Args:
         metadata: the parsed metadata or the path of ``metadata.json``.
-        schema: JSON schema file; defaults to :data:`SCHEMA_FILE`.
+        schema: JSON schema file; defaults to :data:`SCHEMA_FILE` (MONAI's ``meta_schema_20240725.json``).
 
     Returns:
         The metadata as a dict.
 
     Raises:
         FileNotFoundError: the metadata or schema file does not exist.
-        ValueError: the file is not JSON, violates the schema (every violation is listed with its JSON path), or its
-            ``version`` has no ``changelog`` entry.
+        ValueError: the file is not JSON, violates the schema or :func:`metadata_problems` (every violation is listed
+            with its JSON path), or its ``version`` has no ``changelog`` entry.
     """
-    import jsonschema
-
     source = "metadata"
     if not isinstance(metadata, Mapping):
         source = str(metadata)
@@ -128,11 +221,11 @@ def validate_metadata(metadata: Mapping[str, Any] | str | os.PathLike, schema: s
     if not schema_path.is_file():
         raise FileNotFoundError(f"metadata schema not found: {schema_path}")
     schema_obj = json.loads(schema_path.read_text(encoding="utf-8"))
-    validator = jsonschema.validators.validator_for(schema_obj)(schema_obj)
-    errors = sorted(validator.iter_errors(dict(metadata)), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [f"  {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
-        raise ValueError(f"{source} does not match the schema {schema_path.name}:\n" + "\n".join(lines))
+    lines = list(dict.fromkeys(_schema_problems(metadata, schema_obj) + metadata_problems(metadata)))
+    if lines:
+        raise ValueError(
+            f"{source} does not match the schema {schema_path.name}:\n" + "\n".join(f"  {line}" for line in lines)
+        )
     version = metadata["version"]
     if version not in metadata.get("changelog", {}):
         raise ValueError(f"{source}: version {version!r} has no entry in 'changelog' (model-zoo rule)")

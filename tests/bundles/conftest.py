@@ -26,7 +26,7 @@ import torch
 __all__ = ["BundleChecks", "bundle_checks"]
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "monai_lexu" / "schemas" / "bundle_metadata_schema.json"
+SCHEMA = REPO / "monai_lexu" / "schemas" / "meta_schema_20240725.json"  # MONAI's official schema, shipped
 METRICS = {"SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"}  # UncertaintyReport's default table rows
 
 
