@@ -45,12 +45,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.contract import validate_structures
+
 __all__ = [
     "PATH_KEYS",
     "RESERVED_KEYS",
     "load_multirater_datalist",
     "load_structures",
-    "validate_structures",
     "write_multirater_datalist",
 ]
 
@@ -61,47 +62,6 @@ RESERVED_KEYS: tuple[str, ...] = ("name", "description", "structures")
 """Top-level keys that are not sections."""
 
 _REQUIRED_CASE_KEYS: tuple[str, ...] = ("id", "image", "raters")
-
-
-def validate_structures(structures: Any, source: str = "structures") -> dict[str, str | list[int]]:
-    """Check a ``structures`` mapping and return a normalised copy (the one validator of the project).
-
-    Args:
-        structures: mapping ``name -> "nonzero" | mask value | list of mask values``; its order is the channel order.
-        source: what to name in error messages (e.g. the datalist file).
-
-    Returns:
-        an ordered ``dict`` with the same entries; a single value becomes a one-element list, values become ``int``.
-
-    Raises:
-        ValueError: if the mapping is empty, a name is not a non-empty string, or a value is neither ``"nonzero"``
-            nor a non-empty list of integers.
-    """
-    if not isinstance(structures, Mapping) or len(structures) == 0:
-        raise ValueError(
-            f"{source}: 'structures' must be a non-empty mapping name -> 'nonzero' | [values], got {structures!r}."
-        )
-    out: dict[str, str | list[int]] = {}
-    for name, values in structures.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{source}: structure names must be non-empty strings, got {name!r}.")
-        if isinstance(values, str) and values.lower() == "nonzero":
-            out[name] = "nonzero"
-            continue
-        if isinstance(values, (int, float)) and not isinstance(values, bool):
-            values = [values]
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
-            raise ValueError(
-                f"{source}: structure {name!r} must map to 'nonzero' or a non-empty list of mask values, "
-                f"got {values!r}."
-            )
-        ints: list[int] = []
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
-                raise ValueError(f"{source}: structure {name!r} has a non-integer mask value {v!r}.")
-            ints.append(int(v))
-        out[name] = ints
-    return out
 
 
 def _case_label(case: Any, index: int) -> str:

@@ -1,30 +1,7 @@
-"""monai_lexu.inferers: probability/uncertainty inference for multi-head networks."""
+"""monai_lexu.inferers: probability/uncertainty inference for multi-head networks, ensembles and MC dropout."""
 
 from __future__ import annotations
 
-from .labelmap import ProbToLabelMap, ProbToLabelMapd
-from .multihead import (
-    UNCERTAINTY_MEASURES,
-    MCDropoutInferer,
-    MultiHeadInferer,
-    SplitProbUnc,
-    SplitProbUncD,
-    SplitProbUncd,
-    SplitProbUncDict,
-    heads_to_prob_unc,
-    mc_dropout,
-)
+from .multihead import MCDropoutInferer, MultiHeadInferer, mc_dropout
 
-__all__ = [
-    "UNCERTAINTY_MEASURES",
-    "MCDropoutInferer",
-    "MultiHeadInferer",
-    "ProbToLabelMap",
-    "ProbToLabelMapd",
-    "SplitProbUnc",
-    "SplitProbUncd",
-    "SplitProbUncD",
-    "SplitProbUncDict",
-    "heads_to_prob_unc",
-    "mc_dropout",
-]
+__all__ = ["MCDropoutInferer", "MultiHeadInferer", "mc_dropout"]

@@ -9,85 +9,17 @@ heads, Deep Ensembles' members (:class:`monai_lexu.networks.DeepEnsemble`) or Mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-from monai.config import KeysCollection
 from monai.inferers import Inferer, SimpleInferer
-from monai.transforms import MapTransform, Transform
-from monai.utils import ensure_tuple_rep
 from torch import nn
 
-__all__ = [
-    "UNCERTAINTY_MEASURES",
-    "heads_to_prob_unc",
-    "mc_dropout",
-    "MCDropoutInferer",
-    "MultiHeadInferer",
-    "SplitProbUnc",
-    "SplitProbUncd",
-    "SplitProbUncD",
-    "SplitProbUncDict",
-]
+from monai_lexu.contract import UNCERTAINTY_MEASURES, heads_to_prob_unc
 
-
-UNCERTAINTY_MEASURES = ("variance", "entropy")
-
-
-def heads_to_prob_unc(
-    logits: torch.Tensor, num_heads: int, skip_first: int = 0, unbiased: bool = True, uncertainty: str = "variance"
-) -> torch.Tensor:
-    """Turn head-major multi-head logits into per-structure probability and uncertainty maps.
-
-    ``p_k = sigmoid(z_k)`` for the kept heads ``k = skip_first ... K - 1``; ``prob = mean_k p_k`` and
-    ``unc = var_k p_k`` (unbiased by default, as the LEXU reference; zero when a single head is kept). Layer Ensembles
-    drops the first ``skip_first`` (shallowest) heads, e.g. 6 of 10 in the LEXU paper's LE baseline.
-    With ``uncertainty="entropy"``, ``unc`` is instead the predictive entropy of the mean probability in bits,
-    ``H(prob) = -prob log2 prob - (1 - prob) log2(1 - prob)`` (:func:`monai_lexu.metrics.binary_entropy`): Jungo et
-    al.'s MC-dropout uncertainty (their ``-sum_c p_c log p_c`` over the two classes of a binary structure).
-
-    Computation is done in at least float32 and cast back to the dtype of ``logits`` (works under AMP).
-
-    Args:
-        logits: ``(B, K * L, *S)``, channel ``k * L + l`` = head ``k``, structure ``l``.
-        num_heads: ``K``.
-        skip_first: number of leading heads to drop (``0 <= skip_first < K``).
-        unbiased: unbiased (ddof=1) variance if True, else population variance (ddof=0).
-        uncertainty: ``"variance"`` (over heads) or ``"entropy"`` (predictive entropy of ``prob``, bits).
-
-    Returns:
-        ``(B, 2L, *S)`` = ``cat([prob (B, L, *S), unc (B, L, *S)], dim=1)``.
-
-    Raises:
-        ValueError: on a bad shape, ``skip_first`` or ``uncertainty``.
-    """
-    if uncertainty not in UNCERTAINTY_MEASURES:
-        raise ValueError(f"uncertainty must be one of {UNCERTAINTY_MEASURES}, got {uncertainty!r}.")
-    if logits.ndim < 3:
-        raise ValueError(f"logits must have shape (B, K*L, *S), got {tuple(logits.shape)}.")
-    if num_heads < 1 or logits.shape[1] % num_heads != 0:
-        raise ValueError(
-            f"logits channel count {logits.shape[1]} (shape {tuple(logits.shape)}) is not a multiple of "
-            f"num_heads={num_heads}."
-        )
-    if not 0 <= skip_first < num_heads:
-        raise ValueError(f"skip_first must be in [0, num_heads={num_heads}), got {skip_first}.")
-    b, c = logits.shape[:2]
-    work = torch.promote_types(logits.dtype, torch.float32)
-    z = logits.reshape(b, num_heads, c // num_heads, *logits.shape[2:])[:, skip_first:]
-    probs = torch.sigmoid(z.to(work))
-    prob = probs.mean(dim=1)
-    if uncertainty == "entropy":
-        from monai_lexu.metrics import entropy_of_probabilities
-
-        unc = entropy_of_probabilities(prob.clamp(0.0, 1.0))  # unchecked: no host sync per sliding window
-    elif probs.shape[1] > 1:
-        unc = probs.var(dim=1, unbiased=unbiased)
-    else:
-        unc = torch.zeros_like(prob)
-    return torch.cat([prob, unc], dim=1).to(logits.dtype)
+__all__ = ["mc_dropout", "MCDropoutInferer", "MultiHeadInferer"]
 
 
 class _ProbUncPredictor:
@@ -254,51 +186,3 @@ class MCDropoutInferer(MultiHeadInferer):
             raise TypeError(f"MCDropoutInferer needs a torch.nn.Module network, got {type(network).__name__}.")
         with mc_dropout(network):
             return super().__call__(inputs, network, *args, **kwargs)
-
-
-class SplitProbUnc(Transform):
-    """Split an inference output ``(2L, *S)`` (channel-first, no batch) into ``prob (L, *S)`` and ``unc (L, *S)``."""
-
-    def __call__(self, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(prob, unc)``; raises ValueError if the channel count is odd."""
-        if pred.ndim < 2 or pred.shape[0] % 2 != 0:
-            raise ValueError(
-                f"expected a (2L, *S) prob/unc tensor with an even channel count, got {tuple(pred.shape)}."
-            )
-        n = pred.shape[0] // 2
-        return pred[:n], pred[n:]
-
-
-class SplitProbUncd(MapTransform):
-    """Dictionary twin of :class:`SplitProbUnc` (post-processing after decollation).
-
-    Args:
-        keys: key(s) of the ``(2L, *S)`` prob/unc tensors.
-        prob_key: output key(s) for ``prob (L, *S)``, one per key.
-        unc_key: output key(s) for ``unc (L, *S)``, one per key.
-        allow_missing_keys: do not raise if a key is missing.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection = "pred",
-        prob_key: str | Sequence[str] = "prob",
-        unc_key: str | Sequence[str] = "unc",
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.prob_key = ensure_tuple_rep(prob_key, len(self.keys))
-        self.unc_key = ensure_tuple_rep(unc_key, len(self.keys))
-        self.splitter = SplitProbUnc()
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key, prob_key, unc_key in self.key_iterator(d, self.prob_key, self.unc_key):
-            try:
-                d[prob_key], d[unc_key] = self.splitter(d[key])
-            except ValueError as e:
-                raise ValueError(f"SplitProbUncd key {key!r}: {e}") from e
-        return d
-
-
-SplitProbUncD = SplitProbUncDict = SplitProbUncd

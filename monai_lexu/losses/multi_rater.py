@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.loss import _Loss
 
+from monai_lexu.contract import split_heads
+
 __all__ = ["MultiHeadRaterLoss", "LEXULoss", "sample_valid_raters", "SAMPLING_MODES"]
 
 SAMPLING_MODES = ("batch", "sample", "none")
@@ -231,9 +233,8 @@ class MultiHeadRaterLoss(_Loss):
         t = self._parse_target(target, input)
         t = {key: v if v is None or type(v) is torch.Tensor else v.as_subclass(torch.Tensor) for key, v in t.items()}
         k = self.num_heads
-        b = input.shape[0]
         with torch.autocast(device_type=input.device.type, enabled=False):
-            logits = input.float().reshape(b, k, input.shape[1] // k, *input.shape[2:])  # (B, K, L, *S)
+            logits = split_heads(input.float(), k)  # (B, K, L, *S)
             soft = t["soft_label"].to(device=input.device, dtype=torch.float32)  # type: ignore[union-attr]
             if k > 1 and self.sampling != "none":
                 raters = t["raters"]

@@ -23,8 +23,6 @@ from monai_lexu.metrics.correlation import (
 from monai_lexu.metrics.entropy import (
     MeanEntropyMetric,
     WeightedMeanEntropyMetric,
-    binary_entropy,
-    entropy_of_probabilities,
     mean_entropy,
     rater_entropy,
     weighted_mean_entropy,
@@ -59,8 +57,6 @@ __all__ = [
     "SoftDiceMetric",
     "SpearmanCorrelationMetric",
     "WeightedMeanEntropyMetric",
-    "binary_entropy",
-    "entropy_of_probabilities",
     "distance_correlation",
     "expected_calibration_error",
     "mean_entropy",

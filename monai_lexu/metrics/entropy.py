@@ -21,18 +21,16 @@ public code normalises entropy by log(C), which for C = 2 is the same as base 2.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from monai.utils import MetricReduction
 
+from monai_lexu.contract import binary_entropy
 from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
 
 __all__ = [
-    "binary_entropy",
-    "entropy_of_probabilities",
     "rater_entropy",
     "weighted_mean_entropy",
     "mean_entropy",
@@ -41,42 +39,6 @@ __all__ = [
 ]
 
 _WEIGHTINGS = ("expert", "pixels")
-
-
-def binary_entropy(p: torch.Tensor | np.ndarray, base: float = 2.0) -> torch.Tensor:
-    """Element-wise binary entropy ``H(p) = -p log(p) - (1 - p) log(1 - p)`` with ``0 log 0 = 0``.
-
-    Args:
-        p: probabilities of any shape, in [0, 1].
-        base: logarithm base; 2 (default) gives bits, in [0, 1]; ``math.e`` gives nats.
-
-    Returns:
-        float32 tensor of the same shape (NaN stays NaN).
-
-    Raises:
-        ValueError: if ``base`` is not > 0 and != 1, or ``p`` leaves [0, 1].
-    """
-    if base <= 0 or base == 1:
-        raise ValueError(f"`base` must be > 0 and != 1, got {base}.")
-    t = as_float_tensor(p, "p")
-    finite = t[torch.isfinite(t)]
-    if finite.numel() and (finite.min() < 0 or finite.max() > 1):
-        raise ValueError(
-            f"`p` must hold probabilities in [0, 1], got values in [{finite.min().item():.4g}, "
-            f"{finite.max().item():.4g}]."
-        )
-    return entropy_of_probabilities(t, base).float()
-
-
-def entropy_of_probabilities(p: torch.Tensor, base: float = 2.0) -> torch.Tensor:
-    """:func:`binary_entropy` without input checks, in ``p``'s dtype and device (for inference hot paths).
-
-    Args:
-        p: probabilities in [0, 1] (not checked; no host synchronisation), any shape.
-        base: logarithm base (2: bits).
-    """
-    h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p)) / math.log(base)
-    return h.clamp_min(0.0)
 
 
 def rater_entropy(

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from monai.utils import MetricReduction
 
+from monai_lexu.contract import check_unit_range
 from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
 
 __all__ = [
@@ -16,18 +17,6 @@ __all__ = [
     "NegativeLogLikelihoodMetric",
     "NegativeLogLikelihoodReferenceMetric",
 ]
-
-_RANGE_TOL = 1e-6
-
-
-def _check_unit_range(x: torch.Tensor, name: str) -> None:
-    finite = x[torch.isfinite(x)]
-    if finite.numel() and (finite.min() < -_RANGE_TOL or finite.max() > 1 + _RANGE_TOL):
-        raise ValueError(
-            f"`{name}` must hold probabilities in [0, 1], got values in [{finite.min().item():.4g}, "
-            f"{finite.max().item():.4g}] (pass sigmoid(logits), not logits)."
-        )
-
 
 def negative_log_likelihood(
     y_pred: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, eps: float = 1e-5
@@ -62,8 +51,8 @@ def negative_log_likelihood(
     """
     p, g = as_float_tensor(y_pred, "y_pred"), as_float_tensor(y, "y")
     check_same_shape(p, g)
-    _check_unit_range(p, "y_pred")
-    _check_unit_range(g, "y")
+    check_unit_range(p, "y_pred")
+    check_unit_range(g, "y")
     p = p.clamp(eps, 1.0 - eps)
     g = g.to(p.device)
     ll = g * torch.log(p) + (1.0 - g) * torch.log1p(-p)

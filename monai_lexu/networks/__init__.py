@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from .ensemble import DeepEnsemble
-from .multihead_unet import BACKBONES, HEAD_MODES, MultiHeadUNet, split_heads
+from .multihead_unet import BACKBONES, HEAD_MODES, MultiHeadUNet
 
-__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet", "split_heads"]
+__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet"]

@@ -19,38 +19,13 @@ from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from monai.networks.nets.resnet import ResNetEncoder
 from torch import nn
 
-__all__ = ["MultiHeadUNet", "split_heads", "BACKBONES", "HEAD_MODES"]
+__all__ = ["MultiHeadUNet", "BACKBONES", "HEAD_MODES"]
 
 BACKBONES = ("resnet50", "plain")
 HEAD_MODES = ("decoder", "encoder_decoder", "last")
 _RESNET50_CHANNELS = (64, 256, 512, 1024, 2048)
 _MODES_2D = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 _MODES_3D = ("nearest", "nearest-exact", "trilinear", "area")
-
-
-def split_heads(logits: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Split head-major multi-head logits into a separate head dimension.
-
-    Args:
-        logits: tensor ``(B, K * L, *S)``; channel ``k * L + l`` is head ``k``, structure ``l``.
-        num_heads: number of heads ``K``.
-
-    Returns:
-        A view ``(B, K, L, *S)``.
-
-    Raises:
-        ValueError: if ``logits`` has fewer than 3 dimensions or its channel count is not a multiple of ``num_heads``.
-    """
-    if num_heads < 1:
-        raise ValueError(f"num_heads must be >= 1, got {num_heads}.")
-    if logits.ndim < 3:
-        raise ValueError(f"logits must have shape (B, K*L, *S), got shape {tuple(logits.shape)}.")
-    channels = logits.shape[1]
-    if channels % num_heads != 0:
-        raise ValueError(
-            f"logits channel count {channels} (shape {tuple(logits.shape)}) is not a multiple of num_heads={num_heads}."
-        )
-    return logits.reshape(logits.shape[0], num_heads, channels // num_heads, *logits.shape[2:])
 
 
 class _PlainEncoder(nn.Module):
@@ -196,7 +171,7 @@ class MultiHeadUNet(nn.Module):
 
         net = MultiHeadUNet(spatial_dims=2, in_channels=3, out_channels=2, backbone="plain")
         logits = net(torch.rand(2, 3, 64, 64))  # (2, 4 * 2, 64, 64)
-        per_head = split_heads(logits, net.num_heads)  # (2, 4, 2, 64, 64)
+        per_head = monai_lexu.contract.split_heads(logits, net.num_heads)  # (2, 4, 2, 64, 64)
     """
 
     def __init__(

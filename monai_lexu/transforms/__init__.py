@@ -1,4 +1,6 @@
-"""monai_lexu.transforms: multi-rater label transforms (structure mapping, rater loading, statistics, fusion)."""
+"""monai_lexu.transforms: multi-rater label transforms (structure mapping, rater loading, statistics, fusion) and the
+post-processing of the probability/uncertainty output (split, label map). Data-set transforms live with their data
+set in :mod:`monai_lexu.datasets`."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ from monai_lexu.transforms.array import (
     FusionMode,
     LoadRaters,
     MapStructures,
+    ProbToLabelMap,
     RandFuseRaters,
     RaterStats,
+    SplitProbUnc,
     UnflattenRaters,
 )
 from monai_lexu.transforms.dictionary import (
@@ -17,29 +21,18 @@ from monai_lexu.transforms.dictionary import (
     FuseRatersd,
     LoadRatersd,
     MapStructuresd,
+    ProbToLabelMapd,
     RandFuseRatersd,
     RaterStatsd,
+    SplitProbUncD,
+    SplitProbUncd,
+    SplitProbUncDict,
     UnflattenRatersd,
 )
-from monai_lexu.transforms.hecktor import (
-    HECKTOR_BOX_MM,
-    HECKTOR_CT_WINDOW,
-    HECKTOR_SPACING,
-    CTWindowNormalize,
-    CTWindowNormalized,
-    HecktorNeckCrop,
-    HecktorNeckCropd,
-    PETNormalize,
-    PETNormalized,
-    hecktor_neck_box,
-    hecktor_preprocessing,
-)
-from monai_lexu.transforms.utils import NONZERO, map_structures, rater_statistics, validate_structures
+from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
-    "NONZERO",
     "FusionMode",
-    "validate_structures",
     "map_structures",
     "rater_statistics",
     "MapStructures",
@@ -56,15 +49,10 @@ __all__ = [
     "FlattenRatersd",
     "UnflattenRaters",
     "UnflattenRatersd",
-    "HECKTOR_BOX_MM",
-    "HECKTOR_CT_WINDOW",
-    "HECKTOR_SPACING",
-    "CTWindowNormalize",
-    "CTWindowNormalized",
-    "HecktorNeckCrop",
-    "HecktorNeckCropd",
-    "PETNormalize",
-    "PETNormalized",
-    "hecktor_neck_box",
-    "hecktor_preprocessing",
+    "SplitProbUnc",
+    "SplitProbUncd",
+    "SplitProbUncD",
+    "SplitProbUncDict",
+    "ProbToLabelMap",
+    "ProbToLabelMapd",
 ]

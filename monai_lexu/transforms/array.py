@@ -17,10 +17,13 @@ from monai.transforms import LoadImage, Randomizable, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, look_up_option
 from monai.utils.enums import StrEnum
 
-from monai_lexu.transforms.utils import map_structures, rater_statistics, validate_structures
+from monai_lexu.contract import split_prob_unc, validate_structures
+from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
     "FusionMode",
+    "SplitProbUnc",
+    "ProbToLabelMap",
     "MapStructures",
     "LoadRaters",
     "RaterStats",
@@ -445,3 +448,44 @@ class UnflattenRaters(Transform):
         if img.ndim < 2 or img.shape[0] % n != 0:
             raise ValueError(f"cannot split channels of shape {tuple(img.shape)} into {n} raters.")
         return img.reshape(n, img.shape[0] // n, *img.shape[1:])
+
+
+class SplitProbUnc(Transform):
+    """Split an inference output ``(2L, *S)`` (channel-first, no batch) into ``prob (L, *S)`` and ``unc (L, *S)``.
+
+    The transform form of :func:`monai_lexu.contract.split_prob_unc` (raises ValueError on an odd channel count).
+    """
+
+    def __call__(self, pred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(prob, unc)``."""
+        return split_prob_unc(pred)
+
+
+class ProbToLabelMap(Transform):
+    """Probabilities of L independent (sigmoid) structures -> one label map.
+
+    A voxel gets ``label_values[l]`` for the structure ``l`` with the highest probability among those at or above
+    ``threshold``, and 0 where no structure reaches it. Ties go to the lower channel. MetaTensor meta is kept.
+
+    Args:
+        label_values: value written for each structure channel, e.g. ``(1, 2)`` for GTVp, GTVn.
+        threshold: probability threshold.
+        dtype: output dtype.
+    """
+
+    def __init__(self, label_values: Sequence[int], threshold: float = 0.5, dtype: torch.dtype = torch.uint8) -> None:
+        self.label_values = [int(v) for v in label_values]
+        self.threshold = float(threshold)
+        self.dtype = dtype
+
+    def __call__(self, prob: torch.Tensor) -> torch.Tensor:
+        """Args: prob ``(L, *S)``. Returns: ``(1, *S)`` label map."""
+        prob = torch.as_tensor(prob)
+        if prob.shape[0] != len(self.label_values):
+            raise ValueError(
+                f"ProbToLabelMap: {prob.shape[0]} probability channels but {len(self.label_values)} label values"
+            )
+        best, index = prob.max(dim=0, keepdim=True)
+        values = torch.tensor(self.label_values, device=prob.device)[index]
+        out = torch.where(best >= self.threshold, values, torch.zeros_like(values)).to(self.dtype)
+        return convert_to_dst_type(out, prob, dtype=self.dtype)[0]  # keeps MetaTensor meta

@@ -33,8 +33,10 @@ from monai_lexu.transforms.array import (
     FusionMode,
     LoadRaters,
     MapStructures,
+    ProbToLabelMap,
     RandFuseRaters,
     RaterStats,
+    SplitProbUnc,
     UnflattenRaters,
 )
 
@@ -46,6 +48,10 @@ __all__ = [
     "RandFuseRatersd",
     "FlattenRatersd",
     "UnflattenRatersd",
+    "SplitProbUncd",
+    "SplitProbUncD",
+    "SplitProbUncDict",
+    "ProbToLabelMapd",
 ]
 
 
@@ -398,3 +404,68 @@ class UnflattenRatersd(MapTransform, InvertibleTransform):
             self.pop_transform(d, key)
             d[key] = FlattenRaters()(d[key])
         return d
+
+
+class SplitProbUncd(MapTransform):
+    """Dictionary-based wrapper of :class:`monai_lexu.transforms.SplitProbUnc` (post-processing after decollation).
+
+    Args:
+        keys: key(s) of the ``(2L, *S)`` prob/unc tensors.
+        prob_key: output key(s) for ``prob (L, *S)``, one per key.
+        unc_key: output key(s) for ``unc (L, *S)``, one per key.
+        allow_missing_keys: do not raise if a key is missing.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "pred",
+        prob_key: str | Sequence[str] = "prob",
+        unc_key: str | Sequence[str] = "unc",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.prob_key = ensure_tuple_rep(prob_key, len(self.keys))
+        self.unc_key = ensure_tuple_rep(unc_key, len(self.keys))
+        self.splitter = SplitProbUnc()
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key, prob_key, unc_key in self.key_iterator(d, self.prob_key, self.unc_key):
+            try:
+                d[prob_key], d[unc_key] = self.splitter(d[key])
+            except ValueError as e:
+                raise ValueError(f"SplitProbUncd key {key!r}: {e}") from e
+        return d
+
+
+class ProbToLabelMapd(MapTransform):
+    """Dictionary-based wrapper of :class:`monai_lexu.transforms.ProbToLabelMap`.
+
+    Args:
+        keys: probability keys ``(L, *S)``.
+        label_values: value of each structure channel.
+        threshold: probability threshold.
+        output_key: output key(s); default ``"label_map"``.
+        allow_missing_keys: don't raise if a key is missing.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        label_values: Sequence[int],
+        threshold: float = 0.5,
+        output_key: str | Sequence[str] = "label_map",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.converter = ProbToLabelMap(label_values, threshold)
+        self.output_key = [output_key] * len(self.keys) if isinstance(output_key, str) else list(output_key)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_key):
+            d[out_key] = self.converter(d[key])
+        return d
+
+
+SplitProbUncD = SplitProbUncDict = SplitProbUncd

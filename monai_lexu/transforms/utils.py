@@ -15,12 +15,9 @@ import torch
 from monai.config import NdarrayOrTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from monai_lexu.data.datalist import validate_structures
+from monai_lexu.contract import NONZERO, validate_structures
 
-__all__ = ["NONZERO", "validate_structures", "map_structures", "rater_statistics"]
-
-NONZERO = "nonzero"
-"""Structure value spec meaning "every non-zero mask value belongs to this structure"."""
+__all__ = ["map_structures", "rater_statistics"]
 
 
 def map_structures(
@@ -32,7 +29,7 @@ def map_structures(
 
     Args:
         mask: label mask of shape ``(*S)`` (no channel dimension).
-        structures: structure mapping, see :func:`validate_structures`.
+        structures: structure mapping, see :func:`monai_lexu.contract.validate_structures`.
         source: name of the mask's origin (e.g. its file) used in error messages.
 
     Returns:

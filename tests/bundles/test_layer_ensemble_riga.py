@@ -97,7 +97,7 @@ def test_loss_is_weighted_bce_of_every_head_against_the_soft_label(bundle_checks
 
 
 def test_evaluate_uses_only_the_kept_heads(trained, bundle_checks):
-    from monai_lexu.inferers import heads_to_prob_unc
+    from monai_lexu.contract import heads_to_prob_unc
 
     out = bundle_checks.run_riga_evaluation(BUNDLE, _overrides(trained))
     maps = sorted((out / "metrics_test_maps").glob("*.npz"))

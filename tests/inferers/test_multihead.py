@@ -7,8 +7,10 @@ import torch
 from monai.inferers import SimpleInferer, SlidingWindowInferer
 from torch import nn
 
-from monai_lexu.inferers import MultiHeadInferer, SplitProbUnc, SplitProbUncd, heads_to_prob_unc
+from monai_lexu.contract import heads_to_prob_unc
+from monai_lexu.inferers import MultiHeadInferer
 from monai_lexu.networks import MultiHeadUNet
+from monai_lexu.transforms import SplitProbUnc, SplitProbUncd
 
 LN3 = math.log(3.0)
 

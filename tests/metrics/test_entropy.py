@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from monai_lexu.contract import binary_entropy
 from monai_lexu.metrics import (
     MeanEntropyMetric,
     WeightedMeanEntropyMetric,
-    binary_entropy,
     mean_entropy,
     rater_entropy,
     weighted_mean_entropy,

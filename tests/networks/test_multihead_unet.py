@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from monai_lexu.networks import MultiHeadUNet, split_heads
+from monai_lexu.contract import split_heads
+from monai_lexu.networks import MultiHeadUNet
 
 SMALL = (4, 8, 16)  # plain U-Net with 3 levels: 2 decoder heads, 3 encoder heads
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_lexu.transforms import map_structures, rater_statistics, validate_structures
+from monai_lexu.contract import validate_structures
+from monai_lexu.transforms import map_structures, rater_statistics
 
 
 def test_validate_structures_normalises_and_rejects():

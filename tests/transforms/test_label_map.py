@@ -6,7 +6,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_lexu.inferers import ProbToLabelMap, ProbToLabelMapd
+from monai_lexu.transforms import ProbToLabelMap, ProbToLabelMapd
 
 
 def test_known_answer():
