@@ -276,16 +276,8 @@ class LEXULoss(MultiHeadRaterLoss):
     """The LEXU preset of :class:`MultiHeadRaterLoss`: MRO (``sampling="batch"``) and DGM (``beta=5``) switched on.
 
     ``beta = 5`` is the evaluated RIGA checkpoint of the reference (``var_5``); the HECKTOR bundles use 2.5 as the
-    paper. Every argument is that of :class:`MultiHeadRaterLoss`; only the defaults differ.
+    paper. Every other argument (``alpha``, ``aux_weight``, ``generator``) is passed to :class:`MultiHeadRaterLoss`.
     """
 
-    def __init__(
-        self,
-        num_heads: int,
-        alpha: float = 1.0,
-        beta: float = 5.0,
-        aux_weight: float = 0.3,
-        sampling: str = "batch",
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__(num_heads, alpha, beta, aux_weight, sampling, generator)
+    def __init__(self, num_heads: int, beta: float = 5.0, sampling: str = "batch", **kwargs: Any) -> None:
+        super().__init__(num_heads, beta=beta, sampling=sampling, **kwargs)
