@@ -8,7 +8,8 @@ extracts it into ``<bundle_dir>``, so the top folder must be the bundle name giv
 Command line::
 
     python -m monai_lexu.share pack bundles/lexu_riga --out dist [--version 0.2.0] [--ckpt models/model.pt] \\
-        [--include-ts] [--config configs/cpu_small.json] [--set features=[8,16,32,64]]
+        [--include-ts] [--config configs/cpu_small.json] [--set features=[8,16,32,64]] [--no-bake] \\
+        [--weights-url URL]
     python -m monai_lexu.share info dist/lexu_riga_v0.1.0.zip
 
 Before writing anything ``pack`` checks the bundle: ``configs/metadata.json`` is valid against MONAI's official
@@ -19,10 +20,22 @@ the network built from ``configs/inference.json``'s ``network_def`` with ``bundl
 trained with an override config (e.g. the CPU configuration) need the same override for this check:
 ``--config configs/cpu_small.json`` and/or ``--set KEY=VALUE``.
 
-Only ``configs/``, ``docs/``, ``scripts/`` (custom bundle code, when present), ``large_files.yml`` (when present),
-``LICENSE`` and the chosen weights are packed; ``data/``, ``eval/``, ``runs/``, ``__pycache__``, hidden files and
-other caches never are. The zip is deterministic (sorted entries, fixed timestamps and permissions, fixed
-compression level), so packing the same bundle twice gives the same md5.
+Only ``configs/``, ``docs/``, ``scripts/`` (custom bundle code, when present), ``LICENSE``, the chosen weights and a
+``large_files.yml`` are packed; ``data/``, ``eval/``, ``runs/``, ``__pycache__``, hidden files and other caches never
+are. The zip is deterministic (sorted entries, fixed timestamps and permissions, fixed compression level), so packing
+the same bundle twice gives the same md5.
+
+A pack is self-consistent, as the model zoo's CI wants it (``verify_net_in_out`` and ``ckpt_export`` read only
+``configs/inference.json`` and ``models/model.pt``):
+
+- the override configs and ``--set`` values that the weights need are *baked in*: every packed config that defines one
+  of their ids gets the override's value (ids a config does not define are not added), so ``configs/inference.json``
+  of the pack builds the network the weights fit, and ``train.json`` is the recipe that made them. The weights are
+  checked again against the baked ``inference.json`` alone. ``--no-bake`` packs the configs unchanged.
+- ``large_files.yml`` names the packed weights: ``path: models/model.pt`` with their md5 as ``hash_val``, and the
+  ``url`` of the bundle's own ``large_files.yml`` (or ``--weights-url``). The project hosts no weights, so the url is
+  usually the placeholder :data:`WEIGHTS_URL_PLACEHOLDER`; ``python -m monai.bundle download_large_files`` skips a
+  file that exists with the right hash, so a pack passes it offline.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from typing import Any
 __all__ = [
     "SCHEMA_FILE",
     "SCHEMA_MD5",
+    "WEIGHTS_URL_PLACEHOLDER",
     "PackResult",
     "md5sum",
     "metadata_problems",
@@ -51,6 +65,8 @@ __all__ = [
     "check_weights",
     "check_bundle",
     "bundle_files",
+    "bake_configs",
+    "large_files_yml",
     "write_deterministic_zip",
     "pack_bundle",
     "bundle_info",
@@ -69,7 +85,18 @@ _ZIP_MODE = 0o100644
 _ZIP_LEVEL = 6
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PACKED_DIRS = ("configs", "docs", "scripts")
-_PACKED_FILES = ("LICENSE", "large_files.yml", "large_files.yaml", "large_files.json")
+_PACKED_FILES = ("LICENSE",)
+_LARGE_FILES = ("large_files.yml", "large_files.yaml", "large_files.json")
+# The project hosts no weights: a ``.invalid`` host (RFC 2606) never resolves, so a download attempt fails at once.
+WEIGHTS_URL_PLACEHOLDER = "https://weights-not-hosted.invalid/monai-lexu/models/model.pt"
+_LARGE_FILES_HEADER = """\
+# Where the large files of this bundle come from; `python -m monai.bundle download_large_files` (and the model zoo's
+# CI) downloads each entry whose file is missing or fails the hash check, and skips it otherwise.
+# The project hosts no weights: unless a release asset is named below, the url is a placeholder that never resolves.
+# models/model.pt is made by training the bundle (docs/README.md; the CPU recipe is configs/cpu_small.json) and packed
+# with `python -m monai_lexu.share pack <bundle> --config configs/cpu_small.json`, which writes its md5 here; to
+# publish weights, attach models/model.pt to a release and pack with `--weights-url <its URL>`.
+"""
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
@@ -105,7 +132,16 @@ def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
 
 
 _VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?([.+-][0-9A-Za-z.+-]+)?$")
-_TENSOR_KEYS = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data", "channel_def")
+_TENSOR_KEYS = (
+    "type",
+    "format",
+    "num_channels",
+    "spatial_shape",
+    "dtype",
+    "value_range",
+    "is_patch_data",
+    "channel_def",
+)
 
 
 def metadata_problems(metadata: Mapping[str, Any]) -> list[str]:
@@ -380,9 +416,9 @@ def bundle_files(
     """The files to pack, as ``{archive path below the top folder: source file}``.
 
     ``configs/``, ``docs/`` and ``scripts/`` are packed recursively without caches, hidden files and editor
-    leftovers; ``LICENSE`` and ``large_files.*`` when present; ``ckpt`` is packed as ``models/model.pt`` (the file
-    name the bundle configs load); ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``,
-    ``runs/``, other model files) is ever packed.
+    leftovers; ``LICENSE`` when present; ``ckpt`` is packed as ``models/model.pt`` (the file name the bundle configs
+    load); ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``, ``runs/``, other model
+    files) is ever packed; :func:`pack_bundle` adds a ``large_files.yml`` (:func:`large_files_yml`).
     """
     bundle = Path(bundle_dir).resolve()
     files: dict[str, Path] = {}
@@ -401,6 +437,123 @@ def bundle_files(
     if include_ts:
         files["models/model.ts"] = bundle / "models" / "model.ts"
     return dict(sorted(files.items()))
+
+
+def _split_id(config_id: str) -> list[str]:
+    return config_id.replace("::", "#").split("#")
+
+
+def _defines(config: Any, parts: Sequence[str]) -> bool:
+    node = config
+    for part in parts:
+        if isinstance(node, list):
+            if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+                return False
+            node = node[int(part)]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def _set_id(config: Any, parts: Sequence[str], value: Any) -> None:
+    node = config
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+
+
+def _json_bytes(config: Any) -> bytes:
+    """JSON as the model zoo's pre-commit hook writes it: 4-space indent, key order kept, ASCII, final newline."""
+    return (json.dumps(config, indent=4) + "\n").encode("utf-8")
+
+
+def bake_configs(
+    bundle_dir: str | os.PathLike,
+    configs: Sequence[str | os.PathLike] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, bytes]:
+    """The bundle's JSON configs with the override configs and ``overrides`` written into them.
+
+    Every id of the override files (their top-level keys, in order) and then of ``overrides`` is set in each
+    ``configs/*.json`` of the bundle that already defines it (``metadata.json`` and the override files themselves
+    excepted); ids a config does not define are not added, so override files such as ``evaluate.json`` stay small.
+
+    Args:
+        bundle_dir: the bundle directory.
+        configs: override config files (relative to the bundle or absolute), e.g. ``configs/cpu_small.json``.
+        overrides: ids and values applied after the files.
+
+    Returns:
+        ``{"configs/<file>.json": new content}`` for the configs that changed.
+
+    Raises:
+        ValueError: an override id is defined by no config of the bundle, or is a ``+`` merge id.
+    """
+    from monai.bundle import ConfigParser
+
+    bundle = Path(bundle_dir).resolve()
+    values: dict[str, Any] = {}
+    for config in configs:
+        values.update(ConfigParser.load_config_file(str(_resolve(bundle, config))))
+    values.update(overrides or {})
+    if not values:
+        return {}
+    skip = {bundle / "configs" / "metadata.json", *(_resolve(bundle, c).resolve() for c in configs)}
+    targets = {
+        f"configs/{path.name}": json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted((bundle / "configs").glob("*.json"))
+        if path.resolve() not in skip
+    }
+    changed: set[str] = set()
+    for config_id, value in values.items():
+        if config_id.startswith("+"):
+            raise ValueError(f"cannot bake the merge id {config_id!r} into the packed configs; pack with --no-bake")
+        parts = _split_id(config_id)
+        hits = [rel for rel, config in targets.items() if _defines(config, parts)]
+        if not hits:
+            raise ValueError(f"override id {config_id!r} is defined by no config of {bundle}; pack with --no-bake")
+        for rel in hits:
+            _set_id(targets[rel], parts, value)
+            changed.add(rel)
+    return {rel: _json_bytes(targets[rel]) for rel in sorted(changed)}
+
+
+def _bundle_weight_urls(bundle: Path) -> dict[str, str]:
+    """``{path: url}`` of the bundle's own ``large_files.*`` (empty when it has none)."""
+    from monai.bundle import ConfigParser
+
+    for name in _LARGE_FILES:
+        if (bundle / name).is_file():
+            entries = ConfigParser.load_config_file(str(bundle / name)).get("large_files", [])
+            return {str(e["path"]): str(e.get("url", "")) for e in entries if isinstance(e, Mapping) and "path" in e}
+    return {}
+
+
+def large_files_yml(entries: Sequence[Mapping[str, str]]) -> bytes:
+    """The text of a ``large_files.yml``: a comment saying where the weights come from, then ``entries``
+    (``path``, ``url``, ``hash_val``, ``hash_type`` each) in the model zoo's layout."""
+    lines = [_LARGE_FILES_HEADER.rstrip("\n"), "large_files:"]
+    for entry in entries:
+        lines.append(f"  - path: {json.dumps(entry['path'])}")
+        for key in ("url", "hash_val", "hash_type"):
+            lines.append(f"    {key}: {json.dumps(entry.get(key, ''))}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _network_fits(bundle: Path, inference: bytes, ckpt: Path, net_id: str = "network_def") -> str:
+    """How the weights ``ckpt`` fail to fit ``net_id`` of the (baked) inference config ``inference``; ``""``: fit."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(json.loads(inference))
+    parser["bundle_root"] = str(bundle)
+    try:
+        net = parser.get_parsed_content(net_id, instantiate=True)
+    except Exception as e:
+        return f"cannot build '{net_id}': {e}"
+    return _state_dict_mismatch(net.state_dict(), _load_state_dict(ckpt))
 
 
 def write_deterministic_zip(path: str | os.PathLike, members: Mapping[str, bytes | Path]) -> list[str]:
@@ -445,7 +598,7 @@ def _bumped_metadata(metadata: dict, version: str, note: str | None) -> bytes:
     out = dict(metadata)
     out["version"] = version
     out["changelog"] = {version: entry, **changelog}
-    return (json.dumps(out, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
+    return _json_bytes(out)
 
 
 def pack_bundle(
@@ -458,6 +611,8 @@ def pack_bundle(
     configs: Sequence[str | os.PathLike] = (),
     overrides: Mapping[str, Any] | None = None,
     changelog: str | None = None,
+    bake: bool = True,
+    weights_url: str | None = None,
 ) -> PackResult:
     """Check a bundle and pack it as ``<out_dir>/<name>_v<version>.zip`` (plus ``<zip>.md5``).
 
@@ -470,10 +625,14 @@ def pack_bundle(
         include_ts: also pack ``models/model.ts`` (must exist and load with ``torch.jit.load``).
         name: bundle name, i.e. the archive's top folder and the ``--name`` to give ``monai.bundle download``;
             defaults to the directory name of ``bundle_dir``.
-        configs: extra override configs used only to check the weights (see :func:`check_weights`).
-        overrides: config overrides used only to check the weights.
+        configs: override configs the weights need (see :func:`check_weights`); baked into the packed configs.
+        overrides: config overrides the weights need; baked into the packed configs.
         changelog: changelog text for a new ``version`` (default: ``"packed from version <old> by
             monai_lexu.share"``).
+        bake: write ``configs``/``overrides`` into the packed configs (:func:`bake_configs`) and check the weights
+            against the baked ``inference.json`` alone; ``False`` packs the configs as they are.
+        weights_url: download URL written for ``models/model.pt`` in the packed ``large_files.yml``; default: the
+            bundle's own ``large_files.yml`` entry, else :data:`WEIGHTS_URL_PLACEHOLDER`.
 
     Returns:
         A :class:`PackResult`.
@@ -500,10 +659,33 @@ def pack_bundle(
             raise ValueError(f"output directory {out} is inside the packed folder {bundle / top}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
-    members: dict[str, bytes | Path] = {
-        f"{name}/{rel}": src for rel, src in bundle_files(bundle, ckpt, include_ts).items()
-    }
+    files = bundle_files(bundle, ckpt, include_ts)
+    baked = bake_configs(bundle, configs, overrides) if bake else {}
+    if baked:
+        inference = baked.get("configs/inference.json", (bundle / "configs" / "inference.json").read_bytes())
+        problems = _network_fits(bundle, inference, files["models/model.pt"])
+        if problems:
+            raise ValueError(
+                f"after baking {[str(c) for c in configs]} and {dict(overrides or {})} into the packed configs, "
+                f"configs/inference.json alone does not build the network the weights fit: {problems}"
+            )
+    urls = _bundle_weight_urls(bundle)
+    large_files = [
+        {
+            "path": rel,
+            "url": (weights_url if rel == "models/model.pt" and weights_url else None)
+            or urls.get(rel)
+            or WEIGHTS_URL_PLACEHOLDER.replace("model.pt", Path(rel).name),
+            "hash_val": md5sum(files[rel]),
+            "hash_type": "md5",
+        }
+        for rel in ("models/model.pt", "models/model.ts")
+        if rel in files
+    ]
+    members: dict[str, bytes | Path] = {f"{name}/{rel}": src for rel, src in files.items()}
+    members.update({f"{name}/{rel}": content for rel, content in baked.items()})
     members[f"{name}/configs/metadata.json"] = meta_bytes
+    members[f"{name}/large_files.yml"] = large_files_yml(large_files)
     zip_path = out / f"{name}_v{version}.zip"
     entries = write_deterministic_zip(zip_path, members)
     digest = md5sum(zip_path)
@@ -605,6 +787,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override for the weights check"
     )
+    p.add_argument(
+        "--no-bake", action="store_true", help="pack the configs unchanged (default: bake --config/--set into them)"
+    )
+    p.add_argument("--weights-url", default=None, help="download URL of models/model.pt for the packed large_files.yml")
     i = sub.add_parser("info", help="list a packed bundle and its metadata version")
     i.add_argument("zip", help="the bundle zip")
     args = parser.parse_args(argv)
@@ -621,6 +807,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 configs=args.config,
                 overrides=_parse_sets(args.set),
                 changelog=args.changelog,
+                bake=not args.no_bake,
+                weights_url=args.weights_url,
             )
             print(f"packed {result.name} v{result.version}: {result.path}")
             print(f"size {result.size} bytes ({_human(result.size)}), md5 {result.md5}")

@@ -46,6 +46,7 @@ EXPECTED = [
     "lexu_riga/configs/train.json",
     "lexu_riga/docs/README.md",
     "lexu_riga/docs/data_license.txt",
+    "lexu_riga/large_files.yml",
     "lexu_riga/models/model.pt",
 ]
 
@@ -162,6 +163,42 @@ def test_pack_twice_gives_the_same_md5_and_only_shippable_files(tmp_path, bundle
         assert zf.namelist() == EXPECTED == first.entries
         assert zf.read("lexu_riga/models/model.pt") == (bundle / "models" / "model.pt").read_bytes()
         assert zf.read("lexu_riga/configs/metadata.json") == (bundle / "configs" / "metadata.json").read_bytes()
+
+
+def test_pack_bakes_the_weights_overrides_and_names_the_weights_in_large_files(tmp_path, bundle):
+    import yaml
+
+    from monai_lexu.share import WEIGHTS_URL_PLACEHOLDER
+
+    result = pack_bundle(bundle, tmp_path / "baked", **CPU)
+    with zipfile.ZipFile(result.path) as zf:
+        inference = json.loads(zf.read("lexu_riga/configs/inference.json"))
+        train = json.loads(zf.read("lexu_riga/configs/train.json"))
+        evaluate = zf.read("lexu_riga/configs/evaluate.json")
+        large = yaml.safe_load(zf.read("lexu_riga/large_files.yml"))
+    cpu = json.loads((bundle / "configs" / "cpu_small.json").read_text())
+    # the packed inference.json alone builds the network the weights fit; train.json is the recipe that made them
+    assert inference["features"] == train["features"] == FEATURES and inference["backbone"] == "plain"
+    assert train["epochs"] == cpu["epochs"] and "epochs" not in inference  # ids a config lacks are not added
+    assert evaluate == (bundle / "configs" / "evaluate.json").read_bytes()
+    assert large == {
+        "large_files": [
+            {
+                "path": "models/model.pt",
+                "url": WEIGHTS_URL_PLACEHOLDER,
+                "hash_val": md5sum(bundle / "models" / "model.pt"),
+                "hash_type": "md5",
+            }
+        ]
+    }
+    plain = pack_bundle(bundle, tmp_path / "plain", bake=False, weights_url="https://example.org/w.pt", **CPU)
+    with zipfile.ZipFile(plain.path) as zf:
+        assert zf.read("lexu_riga/configs/inference.json") == (bundle / "configs" / "inference.json").read_bytes()
+        assert (
+            yaml.safe_load(zf.read("lexu_riga/large_files.yml"))["large_files"][0]["url"] == "https://example.org/w.pt"
+        )
+    with pytest.raises(ValueError, match="'no_such_id' is defined by no config"):
+        pack_bundle(bundle, tmp_path / "bad", configs=CPU["configs"], overrides={**CPU["overrides"], "no_such_id": 1})
 
 
 def test_pack_new_version_updates_only_the_packed_metadata(tmp_path, bundle):
