@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .uncertainty_report import UncertaintyReport, from_engine_output, loss_terms_output
+from .output_transforms import from_engine_output, lookup_key, loss_terms_output
+from .soft_dice import SoftDice
+from .uncertainty_report import UncertaintyReport
 
-__all__ = ["UncertaintyReport", "from_engine_output", "loss_terms_output"]
+__all__ = ["SoftDice", "UncertaintyReport", "from_engine_output", "lookup_key", "loss_terms_output"]

@@ -10,6 +10,7 @@ from monai_lexu.metrics.calibration import (
     CalibrationMetric,
     ReliabilityCurve,
     expected_calibration_error,
+    pooled_expected_calibration_error,
     reliability_curve,
 )
 from monai_lexu.metrics.correlation import (
@@ -33,6 +34,7 @@ from monai_lexu.metrics.nll import (
     negative_log_likelihood,
     negative_log_likelihood_reference,
 )
+from monai_lexu.metrics.registry import REPORT_METRICS, ReportMetric, report_metric_names
 from monai_lexu.metrics.soft_dice import SoftDiceMetric, soft_dice
 from monai_lexu.metrics.utils import (
     PerImageMetric,
@@ -51,6 +53,9 @@ __all__ = [
     "NormalizedCrossCorrelationMetric",
     "PerImageMetric",
     "ReliabilityCurve",
+    "REPORT_METRICS",
+    "ReportMetric",
+    "report_metric_names",
     "as_float_tensor",
     "check_same_shape",
     "image_scores",
@@ -59,6 +64,7 @@ __all__ = [
     "WeightedMeanEntropyMetric",
     "distance_correlation",
     "expected_calibration_error",
+    "pooled_expected_calibration_error",
     "mean_entropy",
     "nan_aware_reduction",
     "negative_log_likelihood",

@@ -23,7 +23,48 @@ from monai.utils import MetricReduction
 
 from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
 
-__all__ = ["ReliabilityCurve", "expected_calibration_error", "reliability_curve", "CalibrationMetric"]
+__all__ = [
+    "ReliabilityCurve",
+    "expected_calibration_error",
+    "pooled_expected_calibration_error",
+    "reliability_curve",
+    "CalibrationMetric",
+]
+
+
+def pooled_expected_calibration_error(
+    sum_confidence: torch.Tensor, sum_frequency: torch.Tensor, counts: torch.Tensor
+) -> torch.Tensor:
+    """Expected calibration error of pooled bin statistics: THE pooled ECE of this package.
+
+    Definition: with, per bin b, ``n_b`` pixels, the sum of their confidences ``C_b = n_b conf_b`` and the sum of
+    their targets ``F_b = n_b freq_b`` (pooled over every pixel of every image), ``ECE = sum_b |C_b - F_b| /
+    sum_b n_b``, i.e. ``sum_b n_b |conf_b - freq_b| / sum_b n_b``: the mean |confidence - observed frequency|
+    weighted by pixel count. An empty bin (``n_b = 0``, so ``C_b = F_b = 0``) contributes nothing. Unlike a mean of
+    per-image ECEs, this weights every pixel equally (large images count more).
+
+    Empty policy: no pixel in any bin (``sum_b n_b = 0``) -> NaN (the error of nothing is undefined, not 0).
+
+    Used by :meth:`ReliabilityCurve.expected_calibration_error`, :meth:`CalibrationMetric.pooled_ece` (and through
+    it the ``ECE`` row of :class:`monai_lexu.handlers.UncertaintyReport`) and the reliability diagram's titles.
+
+    Args:
+        sum_confidence: sum of the predicted probabilities per bin (..., M); 0 for an empty bin.
+        sum_frequency: sum of the targets (soft label) per bin (..., M); 0 for an empty bin.
+        counts: number of pixels per bin (..., M).
+
+    Returns:
+        float tensor (...,) in [0, 1], NaN where every bin is empty (e.g. (L,) for (L, M) inputs).
+    """
+    sum_confidence, sum_frequency, counts = (torch.as_tensor(t) for t in (sum_confidence, sum_frequency, counts))
+    if not sum_confidence.shape == sum_frequency.shape == counts.shape:
+        raise ValueError(
+            f"sum_confidence {tuple(sum_confidence.shape)}, sum_frequency {tuple(sum_frequency.shape)} and counts "
+            f"{tuple(counts.shape)} must have the same shape (..., M)."
+        )
+    total = counts.sum(-1)
+    ece = (sum_confidence - sum_frequency).abs().sum(-1) / total.clamp_min(1)
+    return torch.where(total > 0, ece, torch.full_like(ece, float("nan")))
 
 
 class ReliabilityCurve(NamedTuple):
@@ -42,11 +83,14 @@ class ReliabilityCurve(NamedTuple):
     bin_edges: torch.Tensor
 
     def expected_calibration_error(self) -> torch.Tensor:
-        """Pooled ECE of the curve: ``sum_bins counts * |confidence - frequency| / sum_bins counts``, (L,)."""
-        gap = torch.nan_to_num((self.confidence - self.frequency).abs(), nan=0.0)
-        total = self.counts.sum(-1)
-        ece = (gap * self.counts).sum(-1) / total.clamp_min(1)
-        return torch.where(total > 0, ece, torch.full_like(ece, float("nan")))
+        """Pooled ECE of the curve (:func:`pooled_expected_calibration_error`), (L,); NaN without any pixel."""
+        return pooled_expected_calibration_error(*self.bin_sums())
+
+    def bin_sums(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per bin: sum of confidences, sum of targets, counts, each (L, M) (0 for an empty bin)."""
+        sum_conf = torch.nan_to_num(self.confidence, nan=0.0) * self.counts
+        sum_freq = torch.nan_to_num(self.frequency, nan=0.0) * self.counts
+        return sum_conf, sum_freq, self.counts
 
 
 def _prepare(y_pred: Any, y: Any, target_threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,9 +173,10 @@ class CalibrationMetric(PerImageMetric):
     """Cumulative calibration: per-image ECE (aggregated over images) plus pooled reliability-diagram data.
 
     ``aggregate()`` reduces the per-image :func:`expected_calibration_error` values (default: mean over images per
-    structure, (L,)); :meth:`reliability` returns the :class:`ReliabilityCurve` pooled over every pixel seen (its
-    ``expected_calibration_error()`` is the pooled ECE, which weights images by their size). Calling the metric
-    returns ``[ece (B, L), counts, sum_conf, sum_target]`` (the last three (B, L, num_bins)), all buffered.
+    structure, (L,)); :meth:`reliability` returns the :class:`ReliabilityCurve` pooled over every pixel seen and
+    :meth:`pooled_ece` its pooled ECE (:func:`pooled_expected_calibration_error`, which weights images by their
+    size). Like every buffer of a MONAI ``Cumulative``, the pooled data are gathered across DDP ranks. Calling the
+    metric returns ``[ece (B, L), counts, sum_conf, sum_target]`` (the last three (B, L, num_bins)), all buffered.
 
     Args:
         num_bins: number of equal-width bins (for both outputs).
@@ -173,12 +218,27 @@ class CalibrationMetric(PerImageMetric):
         sum_target = torch.nan_to_num(freq, nan=0.0) * counts
         return [ece, counts, sum_conf, sum_target]
 
-    def reliability(self) -> ReliabilityCurve:
-        """Reliability-diagram data pooled over all images seen, (L, num_bins) tensors."""
+    def bin_sums(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Bin statistics pooled over all images seen (gathered across DDP ranks).
+
+        Returns:
+            ``(sum_confidence, sum_target, counts)``, each (L, num_bins).
+        """
         data = self.get_buffer()
         if data is None:
-            raise ValueError("CalibrationMetric.reliability() called before any data was added.")
-        counts, sum_conf, sum_target = data[1].sum(0), data[2].sum(0), data[3].sum(0)
+            raise ValueError("CalibrationMetric: pooled bins asked for before any data was added.")
+        return data[2].sum(0), data[3].sum(0), data[1].sum(0)
+
+    def pooled_ece(self) -> torch.Tensor:
+        """Pooled ECE over every pixel seen (:func:`pooled_expected_calibration_error`), (L,).
+
+        Not the same number as ``aggregate()`` (the mean of per-image ECEs): pooling weights images by their size.
+        """
+        return pooled_expected_calibration_error(*self.bin_sums())
+
+    def reliability(self) -> ReliabilityCurve:
+        """Reliability-diagram data pooled over all images seen, (L, num_bins) tensors."""
+        sum_conf, sum_target, counts = self.bin_sums()
         safe = counts.clamp_min(1)
         nan = torch.full_like(counts, float("nan"))
         conf = torch.where(counts > 0, sum_conf / safe, nan)

@@ -15,10 +15,15 @@ from .compare import (
     write_table,
 )
 from .cv import cross_validation_summary
+from .evaluation import EvaluationSummary, evaluation_markdown, write_case_maps, write_evaluation
 from .figures import plot_method_comparison, plot_reliability_diagram, save_figure
 from .tables import finite_mean_std, format_value, markdown_table, mean_std, write_csv, write_markdown
 
 __all__ = [
+    "EvaluationSummary",
+    "evaluation_markdown",
+    "write_case_maps",
+    "write_evaluation",
     "TABLE1_METRICS",
     "TABLE2_METRICS",
     "bundle_inference_cost",

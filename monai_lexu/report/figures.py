@@ -32,6 +32,9 @@ def plot_reliability_diagram(
 ) -> Path:
     """One reliability diagram per structure: observed frequency against mean confidence per bin, plus pixel counts.
 
+    Each panel's title gives the structure's pooled ECE
+    (:func:`monai_lexu.metrics.calibration.pooled_expected_calibration_error`; NaN when it has no pixel).
+
     Args:
         confidence: mean predicted probability per bin (L, M); NaN for empty bins.
         frequency: observed frequency per bin (L, M), i.e. the mean soft label of the bin's pixels.
@@ -47,8 +50,14 @@ def plot_reliability_diagram(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import torch
+
+    from monai_lexu.metrics.calibration import pooled_expected_calibration_error
 
     confidence, frequency, counts = (np.asarray(a, dtype=float) for a in (confidence, frequency, counts))
+    eces = pooled_expected_calibration_error(
+        *(torch.as_tensor(np.nan_to_num(a) * counts) for a in (confidence, frequency)), torch.as_tensor(counts)
+    )
     n = len(structures)
     fig, axes = plt.subplots(2, n, figsize=(4 * n, 5.5), gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
     edges = np.linspace(0, 1, confidence.shape[1] + 1)
@@ -56,7 +65,7 @@ def plot_reliability_diagram(
     for i, name in enumerate(structures):
         ax, hist = axes[0, i], axes[1, i]
         ok = counts[i] > 0
-        ece = float(np.nansum(np.abs(confidence[i] - frequency[i]) * counts[i]) / max(counts[i].sum(), 1))
+        ece = float(eces[i])
         ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
         ax.bar(centres[ok], frequency[i][ok], width=edges[1] - edges[0], alpha=0.4, edgecolor="C0", label="frequency")
         ax.plot(confidence[i][ok], frequency[i][ok], "o-", color="C3", label="mean confidence vs frequency")

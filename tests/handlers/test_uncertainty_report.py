@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from monai_lexu.handlers import UncertaintyReport, from_engine_output
+from monai_lexu.handlers import UncertaintyReport
+from monai_lexu.report import write_case_maps
 
 
 def _case(scale: float, seed: int):
@@ -70,24 +72,10 @@ def test_report_errors(tmp_path):
         report.completed()
     with pytest.raises(ValueError, match="case x"):
         report.add(torch.zeros(2, 4, 4), torch.zeros(2, 4, 4), torch.zeros(1, 4, 4), torch.zeros(2, 4, 4), "x")
-
-
-def test_from_engine_output_looks_inside_label():
-    out = [_case(1.0, 0), _case(2.0, 1)]
-    prob, soft = from_engine_output(["prob", "soft_label"])(out)
-    assert len(prob) == 2 and torch.equal(soft[1], out[1]["label"]["soft_label"])
-
-
-def test_loss_terms_output_reads_the_loss_and_its_terms():
-    from monai_lexu.handlers import loss_terms_output
-
-    class _Loss:
-        last_terms = {"seg": torch.tensor(0.5), "dgm": torch.tensor(0.25), "loss": torch.tensor(9.0)}
-
-    loss = torch.tensor(1.75, requires_grad=True) * 1.0
-    transform = loss_terms_output(_Loss())
-    assert transform({"loss": loss}) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
-    assert transform([{"loss": loss}, {"loss": loss}]) == {"loss": 1.75, "seg": 0.5, "dgm": 0.25}
+    with pytest.raises(ValueError, match="unknown report metric"):
+        UncertaintyReport(["a"], tmp_path, metrics=["SR", "nope"])
+    with pytest.raises(ValueError, match="ground_truth"):
+        UncertaintyReport(["a"], tmp_path, metrics=["Dice_gt"])
 
 
 def test_report_wme_and_me_known_answer(tmp_path):
@@ -154,6 +142,127 @@ def test_report_saves_maps_of_the_first_images(tmp_path):
     vol["label"]["rater_var"][1, :, :, 4] = 0.25
     report = UncertaintyReport(["a", "b"], tmp_path, prefix="v", save_maps=1)
     report.keep_maps(vol, None, "vol")
-    report.save_case_maps()
+    write_case_maps(report.maps, tmp_path / "v_maps")
     with np.load(tmp_path / "v_maps" / "vol.npz") as z:
         assert int(z["slice"]) == 4 and z["prob"].shape == (2, 4, 4) and z["raters"].shape == (2, 2, 4, 4)
+
+
+def _random_cases(n: int = 6, seed: int = 0) -> list[dict]:
+    """n random images (L=2, 8x8): 3 raters, soft label/variance from them, a noisy prediction, a true mask."""
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for i in range(n):
+        raters = (torch.rand((3, 2, 8, 8), generator=g) > 0.6).float()
+        soft = raters.mean(0)
+        cases.append(
+            {
+                "prob": (0.7 * soft + 0.3 * torch.rand((2, 8, 8), generator=g)).clamp(0, 1),
+                "unc": torch.rand((2, 8, 8), generator=g) * 0.25,
+                "soft_label": soft,
+                "rater_var": raters.var(0),
+                "ground_truth": (torch.rand((2, 8, 8), generator=g) > 0.5).float(),
+                "id": f"case{i}",
+            }
+        )
+    return cases
+
+
+def _expected_from_functional_cores(cases: list[dict], bins: int) -> dict:
+    """What the previous UncertaintyReport computed, from the functional cores (its formulas, written out)."""
+    from monai.metrics import compute_dice
+
+    from monai_lexu.metrics import (
+        distance_correlation,
+        mean_entropy,
+        negative_log_likelihood,
+        normalized_cross_correlation,
+        reliability_curve,
+        soft_dice,
+        spearman_correlation,
+        weighted_mean_entropy,
+    )
+
+    per_image: dict[str, list] = {m: [] for m in ("NCC", "soft_dice", "NLL", "WME", "ME", "Dice_gt")}
+    unc_sums, var_sums = [], []
+    calib = torch.zeros((3, 2, bins), dtype=torch.float64)
+    for c in cases:
+        p, u, s, v, gt = (c[k].float()[None] for k in ("prob", "unc", "soft_label", "rater_var", "ground_truth"))
+        # image sums in float64, as the SR/DC metric classes buffer them: the previous report summed in float32,
+        # which split exactly tied variance sums (e.g. 46/3 in two images) and moved SR by 0.01 on this input
+        unc_sums.append(u.double().sum(dim=(2, 3))[0])
+        var_sums.append(v.double().sum(dim=(2, 3))[0])
+        per_image["NCC"].append(normalized_cross_correlation(u, v)[0])
+        per_image["soft_dice"].append(soft_dice(p, s)[0])
+        per_image["NLL"].append(negative_log_likelihood(p, s)[0])
+        per_image["WME"].append(weighted_mean_entropy(p, s)[0])
+        per_image["ME"].append(mean_entropy(p)[0])
+        per_image["Dice_gt"].append(compute_dice((p >= 0.5).float(), (gt > 0.5).float(), ignore_empty=False)[0])
+        curve = reliability_curve(p, s, num_bins=bins)
+        counts = curve.counts.double()
+        calib[0] += torch.nan_to_num(curve.confidence.double()) * counts
+        calib[1] += torch.nan_to_num(curve.frequency.double()) * counts
+        calib[2] += counts
+    unc, var = torch.stack(unc_sums), torch.stack(var_sums)
+    conf = calib[0] / calib[2].clamp_min(1)
+    freq = calib[1] / calib[2].clamp_min(1)
+    ece = (torch.nan_to_num((conf - freq).abs()) * calib[2]).sum(-1) / calib[2].sum(-1).clamp_min(1)
+    return {
+        "across": {"SR": spearman_correlation(unc, var), "DC": distance_correlation(unc, var), "ECE": ece},
+        "per_image": {m: torch.stack(v).double() for m, v in per_image.items()},
+        "unc_sum": unc,
+        "var_sum": var,
+    }
+
+
+def test_report_equals_the_functional_cores_on_random_input(tmp_path):
+    # the report now reads the metric classes' buffers; the numbers must be those of the functional cores
+    cases = _random_cases()
+    report = UncertaintyReport(["disc", "cup"], tmp_path, prefix="r", ground_truth_key="ground_truth")
+    assert type(report.metric_fns["SR"]).__name__ == "SpearmanCorrelationMetric"
+    assert type(report.metric_fns["Dice_gt"]).__name__ == "DiceMetric"
+    for c in cases:
+        report.add(c["prob"], c["unc"], c["soft_label"], c["rater_var"], c["id"], ground_truth=c["ground_truth"])
+    means = report.completed()
+    expected = _expected_from_functional_cores(cases, bins=10)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert set(data) == {"num_images", "mean", "std", "per_image"} and data["num_images"] == 6
+    metrics = ["SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE", "Dice_gt"]
+    summary_rows = list(csv.DictReader((tmp_path / "r_summary.csv").open()))
+    assert [r["metric"] for r in summary_rows] == metrics
+    rows = list(csv.DictReader((tmp_path / "r_per_image.csv").open()))
+    columns = ["unc_sum", "var_sum", "NCC", "soft_dice", "NLL", "WME", "ME", "Dice_gt"]
+    assert list(rows[0]) == ["id"] + [f"{c}_{s}" for s in ("disc", "cup") for c in columns]
+    assert [r["id"] for r in rows] == [c["id"] for c in cases]
+    for i, s in enumerate(("disc", "cup")):
+        assert list(data["mean"][s]) == metrics and list(data["per_image"][s]) == columns[2:]
+        for m, v in expected["across"].items():
+            assert means[s][m] == pytest.approx(float(v[i]), rel=1e-5, abs=1e-6)
+            assert float(summary_rows[metrics.index(m)][s]) == pytest.approx(float(v[i]), rel=1e-5, abs=1e-6)
+            assert math.isnan(data["std"][s][m])
+        for m, v in expected["per_image"].items():
+            np.testing.assert_allclose(data["per_image"][s][m], v[:, i].numpy(), rtol=1e-6, atol=1e-7)
+            np.testing.assert_allclose([float(r[f"{m}_{s}"]) for r in rows], v[:, i].numpy(), rtol=1e-6, atol=1e-7)
+            finite = v[:, i][torch.isfinite(v[:, i])].numpy()
+            assert data["mean"][s][m] == pytest.approx(finite.mean(), rel=1e-6, abs=1e-7)
+            assert data["std"][s][m] == pytest.approx(finite.std(), rel=1e-6, abs=1e-7)
+        for m in ("unc_sum", "var_sum"):
+            np.testing.assert_allclose([float(r[f"{m}_{s}"]) for r in rows], expected[m][:, i].numpy(), rtol=1e-6)
+    md = (tmp_path / "r_summary.md").read_text()
+    assert md.startswith("# Uncertainty and segmentation metrics\n\n6 images. SR/DC: correlation across images")
+    assert "Dice_gt: Dice of prob >= 0.5 against the true mask.\n\n| metric | disc | cup |" in md
+    assert f"| SR | {float(expected['across']['SR'][0]):.3f} |" in md
+    assert (tmp_path / "r_reliability.png").is_file()
+
+
+def test_report_metric_subset_and_fewer_than_three_images(tmp_path):
+    report = UncertaintyReport(["a", "b"], tmp_path, prefix="s", metrics=["soft_dice", "SR"])
+    assert set(report.metric_fns) == {"soft_dice", "SR"}
+    for c in _random_cases(2):
+        report.add(c["prob"], c["unc"], c["soft_label"], c["rater_var"])
+    summary = report.summary()
+    assert summary.metrics == ["soft_dice", "SR"] and summary.ids == ["0", "1"]
+    assert np.isnan(summary.values["SR"]).all()  # SR/DC need 3 images
+    assert summary.reliability is None and list(summary.image_columns) == ["unc_sum", "var_sum"]
+    report.completed()
+    assert not (tmp_path / "s_reliability.png").exists()
+    assert [r["metric"] for r in csv.DictReader((tmp_path / "s_summary.csv").open())] == ["soft_dice", "SR"]

@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from monai_lexu.metrics import CalibrationMetric, expected_calibration_error, reliability_curve
+from monai_lexu.metrics import (
+    CalibrationMetric,
+    expected_calibration_error,
+    pooled_expected_calibration_error,
+    reliability_curve,
+)
 
 # 4 pixels, 2 bins [0, 0.5), [0.5, 1]:
 #   bin 0: p = 0.05, 0.15 (conf 0.1), soft y = 0, 0.5 (freq 0.25) -> gap 0.15, n = 2
@@ -83,3 +88,34 @@ def test_calibration_metric_accumulates_over_iterations():
     thr = CalibrationMetric(num_bins=5, target_threshold=0.5)
     thr(p, y)
     torch.testing.assert_close(thr.aggregate(), expected_calibration_error(p, (y > 0.5).float(), 5).mean(0))
+
+
+def test_pooled_expected_calibration_error_known_answer_and_empty_policy():
+    # structure 0, 3 bins: bin 0 has 2 pixels with confidences summing to 0.2 and targets to 0.5 (gap 0.3),
+    # bin 1 is empty, bin 2 has 2 pixels: confidences 1.8, targets 1.5 (gap 0.3) -> ECE = (0.3 + 0.3) / 4 = 0.15
+    # structure 1: no pixel in any bin -> NaN (the documented empty policy)
+    sum_conf = torch.tensor([[0.2, 0.0, 1.8], [0.0, 0.0, 0.0]])
+    sum_freq = torch.tensor([[0.5, 0.0, 1.5], [0.0, 0.0, 0.0]])
+    counts = torch.tensor([[2.0, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    ece = pooled_expected_calibration_error(sum_conf, sum_freq, counts)
+    assert ece[0].item() == pytest.approx(0.15) and math.isnan(ece[1].item())
+    # the same numbers as the curve of P, Y above, pooled per bin
+    assert pooled_expected_calibration_error(*reliability_curve(P, Y, num_bins=2).bin_sums()).item() == pytest.approx(
+        0.15, abs=1e-6
+    )
+    with pytest.raises(ValueError, match="same shape"):
+        pooled_expected_calibration_error(sum_conf, sum_freq, counts[:, :2])
+
+
+def test_every_pooled_ece_is_the_same_function():
+    g = torch.Generator().manual_seed(3)
+    p, y = torch.rand(3, 2, 6, 6, generator=g), torch.rand(3, 2, 6, 6, generator=g)
+    metric = CalibrationMetric(num_bins=7)
+    metric(p, y)
+    pooled = pooled_expected_calibration_error(*metric.bin_sums())
+    torch.testing.assert_close(metric.pooled_ece(), pooled)
+    torch.testing.assert_close(metric.reliability().expected_calibration_error(), pooled)
+    torch.testing.assert_close(reliability_curve(p, y, num_bins=7).expected_calibration_error(), pooled)
+    # an empty curve: NaN everywhere (the report, the metric and the figure share this policy)
+    empty = reliability_curve(torch.zeros(1, 2, 0), torch.zeros(1, 2, 0), num_bins=4)
+    assert torch.isnan(empty.expected_calibration_error()).all()
