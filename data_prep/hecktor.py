@@ -1,6 +1,7 @@
-"""Command line: convert HECKTOR 2022 PET/CT (layout A NIfTI, multi-rater) to processed NIfTI + a datalist.
+"""Command line: convert HECKTOR 2022 PET/CT (layout A NIfTI or DICOM, multi-rater) to processed NIfTI + a datalist.
 
-Examples::
+A thin entry point over :mod:`monai_lexu.datasets.hecktor.cli` (same options as
+``python -m monai_lexu.datasets.hecktor``). Examples::
 
     python -m data_prep.hecktor --root /data/hecktor2022 --out data/hecktor
     python -m data_prep.hecktor --synthetic 9 --out data/hecktor_synthetic      # writes OUT/raw first
@@ -14,138 +15,23 @@ The exit code is 0 when every case was converted, 1 when some case failed (the o
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+from monai_lexu.datasets.hecktor import cli
+
+__all__ = ["PROG", "build_parser", "main"]
+
+PROG = "python -m data_prep.hecktor"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m data_prep.hecktor",
-        description=(
-            "Convert HECKTOR 2022 PET/CT to OUT/images/<Case>__CT|__PT.nii.gz (same grid), "
-            "OUT/labels/<rater>/<Case>.nii.gz and OUT/datalist.json (image = [CT, PT], raters, fold), plus "
-            "OUT/summary.csv / summary.md (volumes, inter-rater Dice per fold) and OUT/errors.json. "
-            "Input layout: ROOT/imagesTr/<Case>__CT.nii.gz, ROOT/imagesTr/<Case>__PT.nii.gz and "
-            "ROOT/labelsTr/<rater>/<Case>.nii.gz (2-4 raters; label 1 = GTVp, 2 = GTVn) or the single-rater "
-            "ROOT/labelsTr/<Case>.nii.gz. Processing (MONAI's HECKTOR 2022 recipe): RAS, CT and masks resampled to "
-            "--spacing (bilinear / nearest), PET resampled onto the CT grid, head-and-neck crop of --box-mm found on "
-            "the PET. Intensities are kept raw (HU, SUV). The input is never modified; a second run skips finished "
-            "cases."
-        ),
-        epilog="Exit code: 0 all cases converted, 1 some case failed (all others done), 2 usage error.",
-    )
-    parser.add_argument("--root", help="HECKTOR folder (imagesTr/, labelsTr/); with --synthetic: where to write it")
-    parser.add_argument("--out", required=True, help="output folder (created); may equal --root")
-    parser.add_argument(
-        "--spacing",
-        type=float,
-        nargs=3,
-        default=None,
-        metavar=("SX", "SY", "SZ"),
-        help="output voxel spacing in mm (default: 1 1 1; with --synthetic: 2 2 2)",
-    )
-    parser.add_argument(
-        "--box-mm",
-        type=float,
-        nargs=3,
-        default=None,
-        metavar=("BX", "BY", "BZ"),
-        help="head-and-neck crop box in mm (default: 200 200 310; with --synthetic: 96 96 128)",
-    )
-    parser.add_argument("--folds", type=int, default=3, help="patient-level cross-validation folds (default: 3)")
-    parser.add_argument("--seed", type=int, default=27, help="fold seed over the sorted case ids (default: 27)")
-    parser.add_argument("--device", default=None, help="device of the resampling, e.g. cuda or cpu (default: cpu)")
-    parser.add_argument("--overwrite", action="store_true", help="re-convert cases whose outputs already exist")
-    parser.add_argument(
-        "--synthetic",
-        type=int,
-        default=None,
-        metavar="N",
-        help="first write N synthetic PET/CT cases (2-4 raters) to --root (default: OUT/raw), then convert them",
-    )
-    parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic set (default: 0)")
-    parser.add_argument(
-        "--dicom",
-        default=None,
-        metavar="DIR",
-        help="DICOM input instead of --root: one folder per case with a CT series, a PET series (SUV computed from "
-        "its tags) and one RTSTRUCT or DICOM-SEG file per rater (see monai_lexu.data.dicom); converted to NIfTI in "
-        "--root (default: OUT/raw_dicom), then processed like NIfTI input",
-    )
-    return parser
+    return cli.build_parser(PROG)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from monai_lexu.data.hecktor import convert_hecktor
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    spacing, box_mm = args.spacing, args.box_mm
-    if args.synthetic is not None:
-        from monai_lexu.data.synthetic_petct import (
-            SYNTHETIC_HECKTOR_BOX_MM,
-            SYNTHETIC_HECKTOR_SPACING,
-            write_synthetic_hecktor,
-        )
-
-        if args.synthetic < 1:
-            parser.error(f"--synthetic needs N >= 1, got {args.synthetic}")
-        root = Path(args.root) if args.root else Path(args.out) / "raw"
-        write_synthetic_hecktor(root, num_cases=args.synthetic, seed=args.synthetic_seed)
-        print(f"Wrote {args.synthetic} synthetic PET/CT cases to {root}")
-        spacing = spacing or list(SYNTHETIC_HECKTOR_SPACING)
-        box_mm = box_mm or list(SYNTHETIC_HECKTOR_BOX_MM)
-    elif args.dicom is not None:
-        from monai_lexu.data.dicom import dicom_to_layout_a
-
-        root = Path(args.root) if args.root else Path(args.out) / "raw_dicom"
-        converted, dicom_errors = dicom_to_layout_a(args.dicom, root)
-        print(f"DICOM: {len(converted)} case(s) converted to NIfTI in {root}")
-        for case_id, msg in dicom_errors.items():
-            print(f"  {case_id}: {msg}", file=sys.stderr)
-        if not converted:
-            print("error: no DICOM case could be read", file=sys.stderr)
-            return 1
-    elif not args.root:
-        parser.error("--root is required (unless --synthetic N or --dicom DIR is given)")
-    else:
-        root = Path(args.root)
-    try:
-        path = convert_hecktor(
-            root,
-            args.out,
-            spacing=spacing or (1.0, 1.0, 1.0),
-            box_mm=box_mm or (200.0, 200.0, 310.0),
-            folds=args.folds,
-            seed=args.seed,
-            device=args.device,
-            overwrite=args.overwrite,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    out = Path(args.out)
-    summary = out / "summary.md"
-    if summary.is_file():
-        print(summary.read_text(encoding="utf-8"))
-    errors = json.loads((out / "errors.json").read_text(encoding="utf-8"))
-    print(f"Wrote {path}")
-    if args.dicom is not None and dicom_errors:
-        errors = {**dicom_errors, **errors}
-    if errors:
-        print(f"{len(errors)} case(s) failed (see {out / 'errors.json'}):", file=sys.stderr)
-        for case_id, msg in errors.items():
-            print(f"  {case_id}: {msg}", file=sys.stderr)
-        return 1
-    return 0
+    return cli.main(argv, prog=PROG)
 
 
 if __name__ == "__main__":

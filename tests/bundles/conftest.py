@@ -258,6 +258,7 @@ class BundleChecks:
             config_file=[str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "cpu_small.json")],
             bundle_root=str(bundle),
             ckpt_dir=str(trained / "models"),
+            dataset_dir=str(trained / "data"),  # the preprocessing recipe recorded with the training data
             input_dir=str(inputs),
             output_dir=str(trained / "inference"),
             **overrides,

@@ -51,7 +51,7 @@ def test_train_builds_synthetic_data_and_saves_the_model(trained):
 
 
 def test_train_logs_the_synthetic_fallback(tmp_path, caplog):
-    from monai_lexu.data.riga import ensure_riga_dataset
+    from monai_lexu.datasets.riga import ensure_riga_dataset
 
     with caplog.at_level(logging.WARNING, logger="monai_lexu"):
         ensure_riga_dataset(

@@ -1,4 +1,4 @@
-"""Tests for the data_prep.riga command line."""
+"""Tests for the data_prep.riga command line (a thin entry point over monai_lexu.datasets.riga.cli)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from data_prep.riga import main
 from monai_lexu.data.datalist import load_multirater_datalist
-from monai_lexu.data.synthetic import write_riga_like
+from monai_lexu.datasets.riga.synthetic import write_riga_like
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Tests for the data_prep.synthetic command line."""
+"""Tests for the data_prep.synthetic command line (thin over monai_lexu.datasets.{jungo,riga}.cli)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from PIL import Image
 
 from data_prep.synthetic import build_parser, main
 from monai_lexu.data.datalist import load_multirater_datalist
-from monai_lexu.data.riga import read_riga_csv
-from monai_lexu.data.synthetic import make_jungo_sample
+from monai_lexu.datasets.jungo.synthetic import make_jungo_sample
+from monai_lexu.datasets.riga.format import read_riga_csv
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,8 @@ structures it names, ``None`` as a pattern drops that structure). Several ROIs o
 matching both structures is an error (pass ``roi_patterns`` to disambiguate); unmatched ROIs are ignored (logged);
 a rater file where no ROI matches is an error.
 
-Output of :func:`dicom_to_layout_a` (``staging_dir``), the input of ``monai_lexu.data.hecktor.convert_hecktor``:
+Output of :func:`dicom_to_layout_a` (``staging_dir``), the input of
+:func:`~monai_lexu.datasets.hecktor.convert.convert_hecktor`:
 ``imagesTr/<Case>__CT.nii.gz`` (HU; int16 when all values are integers in range, else float32),
 ``imagesTr/<Case>__PT.nii.gz`` (SUVbw, float32, on the PET's own grid) and ``labelsTr/<rater>/<Case>.nii.gz``
 (uint8 on the CT grid: 0 background, 1 GTVp, 2 GTVn). A case is written to a hidden temporary folder and moved
@@ -76,12 +77,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from monai_lexu.datasets.hecktor.format import HECKTOR_LABELS
+
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 __all__ = [
     "DEFAULT_ROI_PATTERNS",
-    "ROI_LABEL_VALUES",
     "dicom_to_layout_a",
     "match_roi_label",
     "read_dicom_case",
@@ -89,9 +91,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("monai_lexu")
-
-#: label value of each structure in the layout-A masks
-ROI_LABEL_VALUES: dict[str, int] = {"GTVp": 1, "GTVn": 2}
 
 #: case-insensitive regular expressions searched in ROI / segment names
 DEFAULT_ROI_PATTERNS: dict[str, str] = {
@@ -109,8 +108,8 @@ _SPACING_TOLERANCE = 0.01  # relative, for slice spacing checks
 def _compile_patterns(roi_patterns: Mapping[str, str | None] | None) -> dict[str, re.Pattern]:
     patterns: dict[str, str | None] = dict(DEFAULT_ROI_PATTERNS)
     for key, value in (roi_patterns or {}).items():
-        if key not in ROI_LABEL_VALUES:
-            raise ValueError(f"roi_patterns: unknown structure {key!r}, expected one of {sorted(ROI_LABEL_VALUES)}")
+        if key not in HECKTOR_LABELS:
+            raise ValueError(f"roi_patterns: unknown structure {key!r}, expected one of {sorted(HECKTOR_LABELS)}")
         patterns[key] = value
     compiled = {}
     for key, value in patterns.items():
@@ -453,7 +452,7 @@ def _label_map(masks: Mapping[str, np.ndarray], shape: tuple[int, ...], where: s
     label = np.zeros(shape, np.uint8)
     for structure in ("GTVn", "GTVp"):  # GTVp written last: it wins where both overlap
         if structure in masks:
-            label[masks[structure]] = ROI_LABEL_VALUES[structure]
+            label[masks[structure]] = HECKTOR_LABELS[structure]
     if "GTVp" in masks and "GTVn" in masks:
         overlap = int(np.count_nonzero(masks["GTVp"] & masks["GTVn"]))
         if overlap:

@@ -1,9 +1,9 @@
-"""2D axial slices of preprocessed multi-rater volumes: the HECKTOR protocol of the LEXU paper.
+"""2D axial slices of the converted HECKTOR volumes: the 2D protocol of the LEXU paper.
 
 The paper trains its 2D multi-head U-Net on the axial slices of the PET/CT volumes "where at least one rater's mask is
 non-zero" (the reference code reads pre-extracted 2D NIfTI slices and a list of non-empty slices; the 3D -> 2D code
 itself is not public). :func:`extract_axial_slices` does that extraction from a volume datalist (as written by
-:func:`monai_lexu.data.hecktor.convert_hecktor`) and writes a slice datalist in the same format, so the 2D
+:func:`~monai_lexu.datasets.hecktor.convert.convert_hecktor`) and writes a slice datalist in the same format, so the 2D
 transforms, networks and metrics of the package run on it unchanged:
 
 * one case per kept slice, id ``<case>_z<k>``, keeping the volume's ``fold`` (so cross-validation stays at the

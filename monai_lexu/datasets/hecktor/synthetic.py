@@ -11,10 +11,10 @@ different voxel grids, as real data:
   shifted along z) in SUV-like units: 0 in air, 0.8 in soft tissue, 7 in the brain (the hot top of the PET lets the
   neck crop find the head), blurred with a Gaussian PSF (sigma 0.6 PET voxel) and multiplicative noise (5 %).
 - **Structures**: one primary tumour (GTVp, label 1) in the oropharynx and 1-2 lymph nodes (GTVn, label 2) lateral
-  and below it, all within 120 mm below the top of the brain (so the synthetic crop box
-  :data:`SYNTHETIC_HECKTOR_BOX_MM` keeps them). Each structure is an ellipsoid with a sharp **core**
-  (``d <= r_core``, SUV 8-14, CT +25 HU) and a faint **rim** (``r_core < d <= r_outer``) where the uptake falls
-  linearly from 45 % of the core uptake to 1.3 x background; ``d`` is the ellipsoidal distance
+  and below it, all within 120 mm below the top of the brain (so the crop box of
+  :data:`~monai_lexu.datasets.hecktor.recipe.SYNTHETIC_RECIPE` keeps them). Each structure is an ellipsoid with a
+  sharp **core** (``d <= r_core``, SUV 8-14, CT +25 HU) and a faint **rim** (``r_core < d <= r_outer``) where the
+  uptake falls linearly from 45 % of the core uptake to 1.3 x background; ``d`` is the ellipsoidal distance
   ``|diag(1/axes) (x - centre)|`` in mm (``axes`` with mean ~1). Rim width varies per structure (GTVp 3-9 mm,
   GTVn 2.5-5.5 mm), so the amount of disagreement varies between cases.
 - **Raters** (2, 3 or 4 per case, cycling with the case index; a random subset of ``rater1..rater4`` as the real
@@ -31,8 +31,9 @@ Files (:func:`write_synthetic_hecktor`)::
     root/synthetic_info.json                             (per case: geometry, structures, rater thresholds)
     root/SYNTHETIC_DATA.txt                              (a note that the data are fake)
 
-Convert with :func:`monai_lexu.data.hecktor.convert_hecktor` using ``spacing=SYNTHETIC_HECKTOR_SPACING`` and
-``box_mm=SYNTHETIC_HECKTOR_BOX_MM`` (48 x 48 x 64 voxels after the crop) for a quick CPU run.
+Convert with :func:`~monai_lexu.datasets.hecktor.convert.convert_hecktor` using
+``recipe=SYNTHETIC_RECIPE`` (:mod:`~monai_lexu.datasets.hecktor.recipe`; 48 x 48 x 64 voxels after the crop) for a
+quick CPU run.
 """
 
 from __future__ import annotations
@@ -45,25 +46,19 @@ from typing import Any
 
 import numpy as np
 
+from monai_lexu.datasets._draw import as_rng
+from monai_lexu.datasets.hecktor.format import HECKTOR_LABELS
+
 __all__ = [
-    "SYNTHETIC_HECKTOR_BOX_MM",
     "SYNTHETIC_HECKTOR_RATERS",
-    "SYNTHETIC_HECKTOR_SPACING",
     "disagreement_band",
     "make_synthetic_petct_case",
     "write_synthetic_hecktor",
 ]
 
-SYNTHETIC_HECKTOR_SPACING: tuple[float, float, float] = (2.0, 2.0, 2.0)
-"""Resampling spacing (mm) suggested for the synthetic set (quick CPU runs)."""
-
-SYNTHETIC_HECKTOR_BOX_MM: tuple[float, float, float] = (96.0, 96.0, 128.0)
-"""Head-and-neck crop box (mm) suggested for the synthetic set: 48 x 48 x 64 voxels at 2 mm; keeps every structure."""
-
 SYNTHETIC_HECKTOR_RATERS: tuple[str, ...] = ("rater1", "rater2", "rater3", "rater4")
 """Rater folder names of the synthetic set."""
 
-_STRUCTURE_LABELS = {"GTVp": 1, "GTVn": 2}
 _AIR_HU, _TISSUE_HU, _BRAIN_HU, _BONE_HU = -1000.0, 40.0, 35.0, 700.0
 _TISSUE_SUV, _BRAIN_SUV = 0.8, 7.0
 _HEAD_CENTRE = np.array([0.0, 0.0, 38.0])
@@ -73,10 +68,6 @@ _NECK_RADIUS = 48.0
 _SPINE_CENTRE_XY = np.array([0.0, -22.0])
 _SPINE_RADIUS = 9.0
 _MIN_FOV_MM = 100.0
-
-
-def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 def _world_grid(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
@@ -125,7 +116,7 @@ def _draw_structures(rng: np.random.Generator, shift: np.ndarray, raters: Sequen
         structures.append(
             {
                 "name": name,
-                "label": _STRUCTURE_LABELS[name],
+                "label": HECKTOR_LABELS[name],
                 "centre_mm": (centre + shift).round(3).tolist(),
                 "axes": axes.round(4).tolist(),
                 "r_core_mm": round(float(r_core), 3),
@@ -173,7 +164,7 @@ def make_synthetic_petct_case(
     Raises:
         ValueError: on a field of view under 100 mm, non-positive spacings, or no rater.
     """
-    rng = _as_rng(rng)
+    rng = as_rng(rng)
     ct_shape = tuple(int(n) for n in ct_shape)
     ct_sp = np.asarray(ct_spacing, dtype=np.float64)
     pet_sp = np.asarray(pet_spacing, dtype=np.float64)
@@ -218,13 +209,13 @@ def make_synthetic_petct_case(
     ct[tissue["body"]] = _TISSUE_HU
     ct[tissue["brain"]] = _BRAIN_HU
     ct[tissue["skull"] | tissue["spine"]] = _BONE_HU
-    core = np.zeros((2, *ct_shape), dtype=bool)
-    rim = np.zeros((2, *ct_shape), dtype=bool)
+    core = np.zeros((len(HECKTOR_LABELS), *ct_shape), dtype=bool)
+    rim = np.zeros((len(HECKTOR_LABELS), *ct_shape), dtype=bool)
     label_maps = {r: np.zeros(ct_shape, dtype=np.uint8) for r in raters}
     # nodes first, GTVp last (it wins where they would touch; they are placed apart)
     for s in sorted(structures, key=lambda s: -s["label"]):
         d = _structure_distance(xyz, s)
-        ch = s["label"] - 1
+        ch = list(HECKTOR_LABELS).index(s["name"])  # structure channel
         core[ch] |= d <= s["r_core_mm"]
         rim[ch] |= (d > s["r_core_mm"]) & (d <= s["r_outer_mm"])
         frac = np.clip((d - s["r_core_mm"]) / (s["r_outer_mm"] - s["r_core_mm"]), 0.0, 1.0)
@@ -341,13 +332,14 @@ def write_synthetic_hecktor(
         all_info[case_id] = case["info"]
     with open(root / "synthetic_info.json", "w", encoding="utf-8") as f:
         json.dump(
-            {"seed": seed, "structures": _STRUCTURE_LABELS, "cases": all_info},
+            {"seed": seed, "structures": HECKTOR_LABELS, "cases": all_info},
             f,
             indent=1,
         )
         f.write("\n")
     (root / "SYNTHETIC_DATA.txt").write_text(
-        "SYNTHETIC head-and-neck PET/CT data generated by monai_lexu.data.synthetic_petct.write_synthetic_hecktor "
+        "SYNTHETIC head-and-neck PET/CT data generated by "
+        "monai_lexu.datasets.hecktor.synthetic.write_synthetic_hecktor "
         f"(num_cases={num_cases}, ct_shape={tuple(ct_shape)}, ct_spacing={tuple(ct_spacing)}, "
         f"pet_spacing={tuple(pet_spacing)}, seed={seed}). These are not real patient images.\n"
         "Raters disagree only on the faint rim of each structure (synthetic_info.json: r_core_mm < d <= r_outer_mm, "

@@ -3,9 +3,14 @@
 The crop follows MONAI's HECKTOR 2022 winning solution (Myronenko et al. 2022; ``HecktorCropNeckRegion`` of the
 Auto3DSeg tutorial, box 200 x 200 x 310 mm after resampling to 1 mm): find the head in the upper part of the PET and
 cut a fixed physical box around it. :func:`hecktor_preprocessing` builds the whole chain (load, RAS, resampling,
-PET onto the CT grid, crop, normalisation, 2-channel image) as ONE invertible ``Compose`` used both to convert a
-data set (with the rater masks) and by a bundle's inference config (without them), whose predictions
-``Invertd(transform=..., orig_keys="ct")`` maps back to the original CT voxel grid.
+PET onto the CT grid, crop, 2-channel image, normalisation) from ONE
+:class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe` as one invertible ``Compose``, used both to convert a
+data set (with the rater masks, without normalisation) and by a bundle's inference config (without masks), whose
+predictions ``Invertd(transform=..., orig_keys="ct")`` maps back to the original CT voxel grid.
+
+The CT / PET normalisation is wired one way: :class:`HecktorNormalized` on the 2-channel image (channel 0 CT,
+channel 1 PET) with the recipe's settings, the last step of :func:`hecktor_preprocessing` at inference and the last
+loading step of the training / evaluation configs (on the converted images).
 
 Every transform works on torch tensors and keeps their device, so the chain runs on the GPU when the data is there
 (``hecktor_preprocessing(device="cuda")`` moves the loaded volumes there).
@@ -24,14 +29,15 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, Cropd, CropForeground, MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor, ensure_tuple, ensure_tuple_rep
 
+from monai_lexu.datasets.hecktor.recipe import DEFAULT_RECIPE, HecktorRecipe, default_recipe
+
 __all__ = [
-    "HECKTOR_BOX_MM",
-    "HECKTOR_CT_WINDOW",
-    "HECKTOR_SPACING",
     "CTWindowNormalize",
     "CTWindowNormalized",
     "HecktorNeckCrop",
     "HecktorNeckCropd",
+    "HecktorNormalize",
+    "HecktorNormalized",
     "PETNormalize",
     "PETNormalized",
     "hecktor_neck_box",
@@ -39,15 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("monai_lexu")
-
-HECKTOR_SPACING: tuple[float, float, float] = (1.0, 1.0, 1.0)
-"""Target voxel spacing in mm of MONAI's HECKTOR 2022 solution."""
-
-HECKTOR_BOX_MM: tuple[float, float, float] = (200.0, 200.0, 310.0)
-"""Head-and-neck box (x, y, z) in mm of MONAI's HECKTOR 2022 solution."""
-
-HECKTOR_CT_WINDOW: tuple[float, float] = (-160.0, 240.0)
-"""Soft-tissue CT window in HU: level 40, width 400."""
 
 
 def _pixdim(img: Any, spatial_dims: int) -> np.ndarray:
@@ -146,7 +143,7 @@ class HecktorNeckCrop(CropForeground):
     first).
 
     Args:
-        box_mm: box size (x, y, z) in mm; default 200 x 200 x 310 (MONAI's HECKTOR 2022 solution).
+        box_mm: box size (x, y, z) in mm; default ``DEFAULT_RECIPE.box_mm`` (MONAI's HECKTOR 2022 solution).
         top_fraction: fraction of the PET's z field of view searched for the head.
         z_threshold: z-score threshold of the head mask.
         pixdim: voxel size in mm; ``None`` reads it from the source's affine.
@@ -159,7 +156,7 @@ class HecktorNeckCrop(CropForeground):
 
     def __init__(
         self,
-        box_mm: Sequence[float] = HECKTOR_BOX_MM,
+        box_mm: Sequence[float] = DEFAULT_RECIPE.box_mm,
         top_fraction: float = 0.25,
         z_threshold: float = 1.0,
         pixdim: Sequence[float] | None = None,
@@ -258,7 +255,7 @@ class HecktorNeckCropd(Cropd):
         self,
         keys: KeysCollection,
         source_key: str = "pet",
-        box_mm: Sequence[float] = HECKTOR_BOX_MM,
+        box_mm: Sequence[float] = DEFAULT_RECIPE.box_mm,
         top_fraction: float = 0.25,
         z_threshold: float = 1.0,
         pixdim: Sequence[float] | None = None,
@@ -359,7 +356,7 @@ class CTWindowNormalize(Transform):
 
     def __init__(
         self,
-        window: Sequence[float] = HECKTOR_CT_WINDOW,
+        window: Sequence[float] = DEFAULT_RECIPE.ct_window,
         out_range: Sequence[float] = (0.0, 1.0),
         clip: bool = True,
         channel: int | Sequence[int] | None = None,
@@ -405,7 +402,12 @@ class PETNormalize(Transform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
-    def __init__(self, mode: str = "sigmoid", suv_max: float = 10.0, channel: int | Sequence[int] | None = None):
+    def __init__(
+        self,
+        mode: str = DEFAULT_RECIPE.pet_mode,
+        suv_max: float = DEFAULT_RECIPE.suv_max,
+        channel: int | Sequence[int] | None = None,
+    ) -> None:
         mode = str(mode).lower()
         if mode not in ("sigmoid", "suv"):
             raise ValueError(f"PETNormalize mode must be 'sigmoid' or 'suv', got {mode!r}.")
@@ -444,7 +446,7 @@ class CTWindowNormalized(MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        window: Sequence[float] = HECKTOR_CT_WINDOW,
+        window: Sequence[float] = DEFAULT_RECIPE.ct_window,
         out_range: Sequence[float] = (0.0, 1.0),
         clip: bool = True,
         channel: int | Sequence[int] | None = None,
@@ -476,8 +478,8 @@ class PETNormalized(MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        mode: str = "sigmoid",
-        suv_max: float = 10.0,
+        mode: str = DEFAULT_RECIPE.pet_mode,
+        suv_max: float = DEFAULT_RECIPE.suv_max,
         channel: int | Sequence[int] | None = None,
         allow_missing_keys: bool = False,
     ) -> None:
@@ -491,22 +493,79 @@ class PETNormalized(MapTransform):
         return d
 
 
+class HecktorNormalize(Transform):
+    """The recipe's CT / PET normalisation of a 2-channel HECKTOR image (channel 0 CT in HU, channel 1 PET).
+
+    :class:`CTWindowNormalize` with ``recipe.ct_window`` on the CT channel and :class:`PETNormalize` with
+    ``recipe.pet_mode`` / ``recipe.suv_max`` on the PET channel; other channels are left unchanged. The one
+    normalisation of the package: training applies it to the converted images, inference (as the last step of
+    :func:`hecktor_preprocessing`) to the preprocessed raw ones.
+
+    Args:
+        recipe: the preprocessing recipe (e.g. :func:`~monai_lexu.datasets.hecktor.recipe.load_recipe` of the data
+            set); ``None``: :data:`~monai_lexu.datasets.hecktor.recipe.DEFAULT_RECIPE`.
+        ct_channel: channel of the CT.
+        pet_channel: channel of the PET.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, recipe: HecktorRecipe | None = None, ct_channel: int = 0, pet_channel: int = 1) -> None:
+        self.recipe = default_recipe() if recipe is None else recipe
+        if not isinstance(self.recipe, HecktorRecipe):
+            raise TypeError(f"HecktorNormalize: recipe must be a HecktorRecipe, got {type(self.recipe).__name__}.")
+        if ct_channel == pet_channel:
+            raise ValueError(f"HecktorNormalize: CT and PET need different channels, got {ct_channel} for both.")
+        self.ct = CTWindowNormalize(window=self.recipe.ct_window, channel=ct_channel)
+        self.pet = PETNormalize(mode=self.recipe.pet_mode, suv_max=self.recipe.suv_max, channel=pet_channel)
+
+    def __call__(self, img: NdarrayOrTensor) -> NdarrayOrTensor:
+        """Normalise ``img`` ``(C >= 2, *S)``; returns float32 of the same type and device."""
+        return self.pet(self.ct(img))
+
+
+class HecktorNormalized(MapTransform):
+    """Dictionary-based wrapper of :class:`HecktorNormalize` (the recipe's CT / PET normalisation).
+
+    Args:
+        keys: keys of 2-channel CT/PET images (usually ``"image"``).
+        recipe: the preprocessing recipe; ``None``: :data:`~monai_lexu.datasets.hecktor.recipe.DEFAULT_RECIPE`.
+        ct_channel: channel of the CT.
+        pet_channel: channel of the PET.
+        allow_missing_keys: don't raise if a key is missing.
+    """
+
+    backend = HecktorNormalize.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        recipe: HecktorRecipe | None = None,
+        ct_channel: int = 0,
+        pet_channel: int = 1,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.normalizer = HecktorNormalize(recipe, ct_channel=ct_channel, pet_channel=pet_channel)
+
+    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.normalizer(d[key])
+        return d
+
+
 def hecktor_preprocessing(
-    spacing: Sequence[float] = HECKTOR_SPACING,
-    box_mm: Sequence[float] = HECKTOR_BOX_MM,
+    recipe: HecktorRecipe | None = None,
     ct_key: str = "ct",
     pet_key: str = "pet",
     label_keys: KeysCollection = (),
     device: str | torch.device | None = None,
     normalize: bool = True,
     image_key: str | None = "image",
-    ct_window: Sequence[float] = HECKTOR_CT_WINDOW,
-    pet_mode: str = "sigmoid",
-    suv_max: float = 10.0,
-    ct_pad_value: float = -1000.0,
     load: bool = True,
 ) -> Compose:
-    """The HECKTOR PET/CT pre-processing chain as one invertible ``Compose``.
+    """The HECKTOR PET/CT pre-processing chain of a recipe as one invertible ``Compose``.
 
     Steps:
 
@@ -514,36 +573,38 @@ def hecktor_preprocessing(
        ``load=False`` when the dict already holds channel-first MetaTensors).
     2. ``EnsureTyped`` to ``device`` (only if ``device`` is given) so that resampling runs there.
     3. ``Orientationd(axcodes="RAS")`` on all keys (the crop needs the head at high z).
-    4. ``Spacingd`` of the CT (bilinear) and labels (nearest) to ``spacing`` mm.
+    4. ``Spacingd`` of the CT (bilinear) and labels (nearest) to ``recipe.spacing`` mm.
     5. ``ResampleToMatchd`` of the PET onto the CT grid (bilinear, zeros outside the PET's field of view).
-    6. :class:`HecktorNeckCropd` of all keys with the box found on the PET (padding: CT ``ct_pad_value`` = air,
-       PET and masks 0).
-    7. If ``normalize``: :class:`CTWindowNormalized` on the CT, :class:`PETNormalized` on the PET.
-    8. If ``image_key``: ``ConcatItemsd([ct_key, pet_key], image_key)``: ``(2, X, Y, Z)``, channel 0 CT, 1 PET.
-       ``ct_key`` and ``pet_key`` stay in the dict (``Invertd(orig_keys=ct_key)`` uses the CT's trace).
+    6. :class:`HecktorNeckCropd` of all keys with the ``recipe.box_mm`` box found on the PET (padding: CT
+       ``recipe.ct_pad_value`` = air, PET and masks 0).
+    7. If ``image_key``: ``ConcatItemsd([ct_key, pet_key], image_key)``: ``(2, X, Y, Z)``, channel 0 CT, 1 PET.
+       ``ct_key`` and ``pet_key`` stay in the dict, unnormalised (``Invertd(orig_keys=ct_key)`` uses the CT's
+       trace).
+    8. If ``normalize``: :class:`HecktorNormalized` on ``image_key`` (the recipe's CT window and PET
+       normalisation, exactly as at training time).
 
-    Rater masks (``label_keys``) must be on the CT's voxel grid (as in HECKTOR); they stay integer-valued (0/1/2).
-    Convert a data set with ``normalize=False, image_key=None`` (stores HU and PET units) and normalise at training
-    time; a bundle's inference uses the defaults.
+    Rater masks (``label_keys``) must be on the CT's voxel grid (as in HECKTOR); they stay integer-valued.
+    Conversion uses ``normalize=False, image_key=None`` (stores HU and PET units; steps 1-6); a bundle's inference
+    uses the defaults with the recipe recorded with its training data
+    (:func:`~monai_lexu.datasets.hecktor.recipe.load_recipe`).
 
     Args:
-        spacing: target voxel spacing (mm) of the CT grid.
-        box_mm: head-and-neck box (mm).
+        recipe: the preprocessing recipe; ``None``: :data:`~monai_lexu.datasets.hecktor.recipe.DEFAULT_RECIPE`.
         ct_key: key of the CT file / volume.
         pet_key: key of the PET file / volume.
         label_keys: keys of the rater masks (``()`` at inference).
         device: device to run on (e.g. ``"cuda"``); ``None`` keeps the loaded tensors where they are (CPU).
-        normalize: add the CT window / PET normalisation.
+        normalize: add the recipe's CT / PET normalisation (needs ``image_key``).
         image_key: output key of the 2-channel CT/PET image; ``None`` skips the concatenation.
-        ct_window: CT HU window.
-        pet_mode: PET normalisation mode (``"sigmoid"`` or ``"suv"``).
-        suv_max: upper clip of the ``"suv"`` mode.
-        ct_pad_value: CT value (HU) where the crop box leaves the CT (air); the PET and masks are padded with 0.
         load: start with ``LoadImaged`` + ``EnsureChannelFirstd``.
 
     Returns:
         the ``Compose`` (invertible for the spatial steps: ``Invertd(keys="pred", transform=..., orig_keys=ct_key)``
         maps a prediction on the preprocessed grid back to the original CT grid).
+
+    Raises:
+        ValueError: on duplicate keys, or ``normalize`` without ``image_key``.
+        TypeError: if ``recipe`` is not a :class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe`.
     """
     from monai.transforms import (
         ConcatItemsd,
@@ -555,11 +616,15 @@ def hecktor_preprocessing(
         Spacingd,
     )
 
+    recipe = default_recipe() if recipe is None else recipe
+    if not isinstance(recipe, HecktorRecipe):
+        raise TypeError(f"hecktor_preprocessing: recipe must be a HecktorRecipe, got {type(recipe).__name__}.")
     labels = [str(k) for k in ensure_tuple(label_keys)]
     all_keys = [ct_key, pet_key, *labels]
     if len(set(all_keys)) != len(all_keys):
         raise ValueError(f"hecktor_preprocessing: keys must be distinct, got ct/pet/labels {all_keys}.")
-    spacing = tuple(float(s) for s in ensure_tuple_rep(spacing, 3))
+    if normalize and image_key is None:
+        raise ValueError("hecktor_preprocessing: normalize=True needs image_key (it normalises the CT/PET image).")
     xforms: list[Any] = []
     if load:
         xforms += [LoadImaged(keys=all_keys, image_only=True), EnsureChannelFirstd(keys=all_keys)]
@@ -569,7 +634,7 @@ def hecktor_preprocessing(
         Orientationd(keys=all_keys, axcodes="RAS", labels=None),
         Spacingd(
             keys=[ct_key, *labels],
-            pixdim=spacing,
+            pixdim=recipe.spacing,
             mode=["bilinear"] + ["nearest"] * len(labels),
             padding_mode=["border"] + ["zeros"] * len(labels),
         ),
@@ -577,16 +642,13 @@ def hecktor_preprocessing(
         HecktorNeckCropd(
             keys=all_keys,
             source_key=pet_key,
-            box_mm=box_mm,
-            pad_value=[ct_pad_value] + [0.0] * (1 + len(labels)),
+            box_mm=recipe.box_mm,
+            pad_value=[recipe.ct_pad_value] + [0.0] * (1 + len(labels)),
             label_keys=labels,
         ),
     ]
-    if normalize:
-        xforms += [
-            CTWindowNormalized(keys=ct_key, window=ct_window),
-            PETNormalized(keys=pet_key, mode=pet_mode, suv_max=suv_max),
-        ]
     if image_key is not None:
         xforms.append(ConcatItemsd(keys=[ct_key, pet_key], name=image_key, dim=0))
+    if normalize:
+        xforms.append(HecktorNormalized(keys=image_key, recipe=recipe))
     return Compose(xforms)

@@ -1,13 +1,10 @@
 """RIGA (retinal disc / cup, 6 raters) converter to a multi-rater datalist, with a synthetic fallback.
 
-Input: the preprocessed RIGA release read by the official LEXU code (``Katalip/grader_soup``,
-``dataset/DiscRegion.py``): ``root/Glaucoma_multirater_{BinRushed,MESSIDOR,Magrabia}.csv``. After a header row,
-each CSV has blocks of 7 rows per image: the image path is column 1 of the block's first row (rater 0, the final
-label), the 6 rater mask paths are column 2 of the next 6 rows. Paths are relative to ``root`` and may use ``\\``.
-Masks hold 0 (background), 150 (disc outside the cup) and 255 (cup); disc = non-zero, cup = 255.
+Input: the preprocessed RIGA release (layout and CSV format in :mod:`~monai_lexu.datasets.riga.format`), or the
+RIGA-like synthetic set of :mod:`~monai_lexu.datasets.riga.synthetic` in the same layout.
 
 Output of :func:`convert_riga` (``out_dir``): ``images/<id>.png`` (RGB), ``masks/<id>_r{1..6}.png`` (raw values
-kept) and ``datalist.json`` with ``structures = {"disc": "nonzero", "cup": [255]}``; case ids are
+kept) and ``datalist.json`` with ``structures = RIGA_STRUCTURES``; case ids are
 ``<source>_<k:03d>`` (k = 1-based position in the source CSV).
 
 Choices (the lead may quote these):
@@ -25,7 +22,6 @@ Choices (the lead may quote these):
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Mapping
@@ -33,79 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from monai_lexu.data.datalist import write_multirater_datalist
+from monai_lexu.datasets.riga.format import (
+    RIGA_NUM_RATERS,
+    RIGA_SOURCES,
+    RIGA_STRUCTURES,
+    RIGA_TEST_SOURCES,
+    RIGA_TRAIN_SOURCES,
+    read_riga_csv,
+    riga_csv_path,
+)
 
-__all__ = [
-    "RIGA_NUM_RATERS",
-    "RIGA_SOURCES",
-    "RIGA_STRUCTURES",
-    "RIGA_TEST_SOURCES",
-    "RIGA_TRAIN_SOURCES",
-    "convert_riga",
-    "ensure_riga_dataset",
-    "read_riga_csv",
-]
-
-RIGA_TRAIN_SOURCES: tuple[str, ...] = ("BinRushed", "MESSIDOR")
-RIGA_TEST_SOURCES: tuple[str, ...] = ("Magrabia",)
-RIGA_SOURCES: tuple[str, ...] = RIGA_TRAIN_SOURCES + RIGA_TEST_SOURCES
-RIGA_NUM_RATERS = 6
-RIGA_STRUCTURES: dict[str, Any] = {"disc": "nonzero", "cup": [255]}
+__all__ = ["convert_riga", "ensure_riga_dataset"]
 
 logger = logging.getLogger("monai_lexu")
-
-
-def _csv_path(root: Path, source: str) -> Path:
-    return root / f"Glaucoma_multirater_{source}.csv"
-
-
-def read_riga_csv(csv_path: str | os.PathLike, num_raters: int = RIGA_NUM_RATERS) -> list[tuple[str, list[str]]]:
-    """Read one ``Glaucoma_multirater_<source>.csv`` the way the reference does, with checks.
-
-    Args:
-        csv_path: the CSV file.
-        num_raters: raters per image (RIGA: 6); blocks have ``1 + num_raters`` rows.
-
-    Returns:
-        one ``(image path, [rater mask paths])`` per image, in CSV order; paths as written in the CSV (relative to
-        the CSV's directory) with ``\\`` replaced by ``/``.
-
-    Raises:
-        FileNotFoundError: if the CSV does not exist.
-        ValueError: (naming the CSV and row) if it is empty, its row count is not a multiple of ``1 + num_raters``,
-            a row has too few columns, a path is empty, or a ``rater`` column does not run 0..num_raters per block.
-    """
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"RIGA CSV not found: {csv_path}")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
-    if len(rows) < 2:
-        raise ValueError(f"{csv_path}: no data rows after the header.")
-    header, body = rows[0], rows[1:]
-    block = 1 + num_raters
-    if len(body) % block != 0:
-        raise ValueError(
-            f"{csv_path}: {len(body)} data rows is not a multiple of {block} (1 image row + {num_raters} rater rows)."
-        )
-    rater_col = header.index("rater") if "rater" in header else None
-    cases: list[tuple[str, list[str]]] = []
-    for b in range(len(body) // block):
-        rows_b = body[b * block : (b + 1) * block]
-        for i, row in enumerate(rows_b):
-            line = 2 + b * block + i  # 1-based line number in the file (header is line 1)
-            if len(row) < 3:
-                raise ValueError(f"{csv_path}: line {line} has {len(row)} columns; need >= 3 (index, image, mask).")
-            if rater_col is not None and rater_col < len(row) and row[rater_col].strip() != str(i):
-                raise ValueError(
-                    f"{csv_path}: line {line} has rater {row[rater_col]!r}, expected {i} "
-                    f"(blocks of rater 0..{num_raters})."
-                )
-        image = rows_b[0][1].strip().replace("\\", "/")
-        masks = [row[2].strip().replace("\\", "/") for row in rows_b[1:]]
-        if not image or not all(masks):
-            raise ValueError(f"{csv_path}: empty image or mask path in the block starting at line {2 + b * block}.")
-        cases.append((image, masks))
-    return cases
 
 
 def _train_val_indices(n: int, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
@@ -127,7 +63,7 @@ def convert_riga(
     seed: int = 27,
     val_fraction: float = 0.2,
 ) -> Path:
-    """Convert the preprocessed RIGA release (or :func:`~monai_lexu.data.synthetic.write_riga_like` output).
+    """Convert the preprocessed RIGA release (or :func:`~monai_lexu.datasets.riga.synthetic.write_riga_like` output).
 
     Reads the three CSVs, resizes images (bilinear) and masks (NEAREST) to ``size x size``, writes PNGs under
     ``out_dir`` and ``out_dir/datalist.json`` (sections ``training`` / ``validation`` from BinRushed + MESSIDOR,
@@ -158,13 +94,13 @@ def convert_riga(
     out_dir = Path(out_dir).resolve()
     per_source: dict[str, list[tuple[str, list[str]]]] = {}
     for source in RIGA_SOURCES:
-        per_source[source] = read_riga_csv(_csv_path(root, source))
+        per_source[source] = read_riga_csv(riga_csv_path(root, source))
 
     out_images, out_masks = out_dir / "images", out_dir / "masks"
     cases: dict[str, dict[str, Any]] = {}
     order: dict[str, list[str]] = {s: [] for s in RIGA_SOURCES}
     for source, entries in per_source.items():
-        csv_file = _csv_path(root, source)
+        csv_file = riga_csv_path(root, source)
         for k, (image, masks) in enumerate(entries, start=1):
             cid = f"{source}_{k:03d}"
             line = 2 + (k - 1) * (1 + RIGA_NUM_RATERS)
@@ -219,7 +155,7 @@ def convert_riga(
         structures=RIGA_STRUCTURES,
         name="riga",
         description=(
-            f"RIGA optic disc / cup, {RIGA_NUM_RATERS} raters, converted from {root.name}/ by monai_lexu.data.riga."
+            f"RIGA optic disc / cup, {RIGA_NUM_RATERS} raters, converted from {root.name}/ by monai_lexu.datasets.riga."
             f"convert_riga: images bilinear and masks nearest to {size}x{size}; training/validation = random_split "
             f"of BinRushed+MESSIDOR ({1 - val_fraction:.2f}/{val_fraction:.2f}, seed {seed}); test = Magrabia."
         ),
@@ -231,7 +167,7 @@ def convert_riga(
 
 
 def _has_riga_csvs(directory: Path) -> bool:
-    return directory.is_dir() and any(_csv_path(directory, s).is_file() for s in RIGA_SOURCES)
+    return directory.is_dir() and any(riga_csv_path(directory, s).is_file() for s in RIGA_SOURCES)
 
 
 def ensure_riga_dataset(
@@ -246,8 +182,9 @@ def ensure_riga_dataset(
     In order: if ``dataset_dir/datalist.json`` exists it is returned as is; else if ``dataset_dir`` (or
     ``dataset_dir/raw``) holds the RIGA CSVs they are converted into ``dataset_dir``; else, if ``dataset_dir`` is
     missing or empty (or holds only a ``raw`` folder without CSVs), a RIGA-like synthetic set is written to
-    ``dataset_dir/raw`` (:func:`~monai_lexu.data.synthetic.write_riga_like`), converted into ``dataset_dir``, and a
-    WARNING is logged on the ``"monai_lexu"`` logger. Idempotent: later calls find ``datalist.json``.
+    ``dataset_dir/raw`` (:func:`~monai_lexu.datasets.riga.synthetic.write_riga_like`), converted into
+    ``dataset_dir``, and a WARNING is logged on the ``"monai_lexu"`` logger. Idempotent: later calls find
+    ``datalist.json``.
 
     Args:
         dataset_dir: the data set directory.
@@ -277,7 +214,7 @@ def ensure_riga_dataset(
             f"{dataset_dir}: no datalist.json and no Glaucoma_multirater_*.csv (in it or in its 'raw' folder), but the "
             f"folder is not empty ({sorted(entries)[:5]}...). Point to the RIGA release or to an empty folder."
         )
-    from monai_lexu.data.synthetic import write_riga_like
+    from monai_lexu.datasets.riga.synthetic import write_riga_like
 
     write_riga_like(raw, **dict(synthetic_kwargs or {}))
     out = convert_riga(raw, dataset_dir, size=size, seed=seed, val_fraction=val_fraction)

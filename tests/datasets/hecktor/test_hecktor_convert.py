@@ -1,4 +1,5 @@
-"""Tests for monai_lexu.data.hecktor: discovery, checks, conversion, summaries, idempotence, synthetic fallback."""
+"""Tests for monai_lexu.datasets.hecktor.{format,convert}: discovery, checks, conversion, summaries, idempotence,
+the recorded recipe and the synthetic fallback."""
 
 from __future__ import annotations
 
@@ -14,18 +15,24 @@ import numpy as np
 import pytest
 
 from monai_lexu.data.datalist import load_multirater_datalist, load_structures
-from monai_lexu.data.hecktor import (
-    HECKTOR_SINGLE_RATER,
+from monai_lexu.datasets.hecktor.convert import (
     convert_hecktor,
     ensure_hecktor_dataset,
-    find_hecktor_cases,
     hecktor_folds,
     mean_pairwise_dice,
 )
-from monai_lexu.data.synthetic_petct import write_synthetic_hecktor
+from monai_lexu.datasets.hecktor.format import HECKTOR_SINGLE_RATER, HECKTOR_STRUCTURES, find_hecktor_cases
+from monai_lexu.datasets.hecktor.recipe import (
+    DEFAULT_RECIPE,
+    SYNTHETIC_RECIPE,
+    RecipeMismatchError,
+    load_recipe,
+)
+from monai_lexu.datasets.hecktor.synthetic import write_synthetic_hecktor
 
 SHAPE = (20, 20, 20)
-BOX = (20.0, 20.0, 20.0)  # with the PET below, the 1 mm box is exactly the whole 20^3 image
+# with the PET below, the 1 mm box is exactly the whole 20^3 image
+ONE_MM = DEFAULT_RECIPE.replace(spacing=(1.0, 1.0, 1.0), box_mm=(20.0, 20.0, 20.0))
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -78,14 +85,16 @@ def synthetic(tmp_path_factory):
     raw = write_synthetic_hecktor(base / "raw", num_cases=3, seed=1)
     digest = _tree_digest(raw)
     out = base / "out"
-    datalist = convert_hecktor(raw, out, spacing=(2, 2, 2), box_mm=(96, 96, 128), folds=3, seed=5)
+    datalist = convert_hecktor(raw, out, recipe=SYNTHETIC_RECIPE, folds=3, seed=5)
     return raw, out, datalist, digest
 
 
 def test_conversion_outputs_same_grid_and_folds(synthetic):
     raw, out, datalist, _ = synthetic
     assert datalist == out / "datalist.json"
-    assert load_structures(datalist) == {"GTVp": [1], "GTVn": [2]}
+    assert load_structures(datalist) == HECKTOR_STRUCTURES == {"GTVp": [1], "GTVn": [2]}
+    assert load_recipe(out) == load_recipe(datalist) == SYNTHETIC_RECIPE  # recorded next to the data
+    assert json.loads(datalist.read_text())["preprocessing"] == "preprocessing.json"
     cases = load_multirater_datalist(datalist, "training")
     assert [c["id"] for c in cases] == ["SYN-001", "SYN-002", "SYN-003"]
     assert sorted(c["fold"] for c in cases) == [0, 1, 2]  # every case in exactly one fold
@@ -118,13 +127,16 @@ def test_conversion_outputs_same_grid_and_folds(synthetic):
 def test_second_run_skips_and_input_untouched(synthetic, caplog):
     raw, out, _, digest = synthetic
     before = _mtimes(out)
-    convert_hecktor(raw, out, spacing=(2, 2, 2), box_mm=(96, 96, 128), folds=3, seed=5)
+    convert_hecktor(raw, out, recipe=SYNTHETIC_RECIPE, folds=3, seed=5)
     assert _mtimes(out) == before  # finished cases were not rewritten
     report = json.loads((out / "conversion.json").read_text())
     assert report["skipped"] == ["SYN-001", "SYN-002", "SYN-003"] and report["converted"] == []
     assert _tree_digest(raw) == digest  # the input was never modified
-    with pytest.raises(ValueError, match="overwrite=True"):
-        convert_hecktor(raw, out, spacing=(3, 3, 3), box_mm=(96, 96, 128))
+    # another recipe into the same folder: an explicit error naming the recorded file, nothing changed
+    with pytest.raises(RecipeMismatchError, match=r"spacing: recorded \(2, 2, 2\), asked \(3, 3, 3\)") as err:
+        convert_hecktor(raw, out, recipe=SYNTHETIC_RECIPE.replace(spacing=(3, 3, 3)))
+    assert str(out / "preprocessing.json") in str(err.value)
+    assert load_recipe(out) == SYNTHETIC_RECIPE and _mtimes(out) == before
 
 
 def test_known_interrater_dice_and_volumes(tmp_path):
@@ -133,7 +145,7 @@ def test_known_interrater_dice_and_volumes(tmp_path):
     _write_case(root, "K-1", raters)
     _write_case(root, "K-2", {"a": raters["a"], "b": raters["b"]})
     _write_case(root, "K-3", {"a": raters["a"], "c": raters["c"]})
-    convert_hecktor(root, tmp_path / "out", spacing=(1, 1, 1), box_mm=BOX, folds=3)
+    convert_hecktor(root, tmp_path / "out", recipe=ONE_MM, folds=3)
     # 1 mm identity grid and a box equal to the image: the processed masks are the input masks
     for name, mask in raters.items():
         np.testing.assert_array_equal(
@@ -171,7 +183,7 @@ def test_bad_cases_are_reported_and_others_converted(tmp_path, caplog):
     digest = _tree_digest(root)
     out = tmp_path / "out"
     with caplog.at_level(logging.ERROR, logger="monai_lexu"):
-        datalist = convert_hecktor(root, out, spacing=(1, 1, 1), box_mm=BOX, folds=3)
+        datalist = convert_hecktor(root, out, recipe=ONE_MM, folds=3)
     assert [c["id"] for c in load_multirater_datalist(datalist)] == ["GOOD-1", "GOOD-2"]
     errors = json.loads((out / "errors.json").read_text())
     expected = {
@@ -199,7 +211,7 @@ def test_single_rater_layout_warns(tmp_path, caplog):
     cases = find_hecktor_cases(root)
     assert [c.id for c in cases] == ["S-0", "S-1", "S-2"] and not cases[0].multi_rater
     with caplog.at_level(logging.WARNING, logger="monai_lexu"):
-        datalist = convert_hecktor(root, tmp_path / "out", spacing=(1, 1, 1), box_mm=BOX)
+        datalist = convert_hecktor(root, tmp_path / "out", recipe=ONE_MM)
     assert "single-rater layout" in caplog.text and "zero" in caplog.text
     entries = load_multirater_datalist(datalist)
     assert all(e["rater_names"] == [HECKTOR_SINGLE_RATER] and len(e["raters"]) == 1 for e in entries)
@@ -212,7 +224,7 @@ def test_input_inside_output_and_missing_layout(tmp_path):
     for k in range(3):
         _write_case(root, f"C-{k}", _known_raters())
     with pytest.raises(ValueError, match="never overwritten"):
-        convert_hecktor(root, tmp_path / "o", spacing=(1, 1, 1), box_mm=BOX)
+        convert_hecktor(root, tmp_path / "o", recipe=ONE_MM)
 
 
 def test_folds_sorted_and_balanced():
@@ -243,10 +255,12 @@ def test_ensure_dataset_synthetic_fallback(tmp_path, caplog):
         datalist = ensure_hecktor_dataset(target, synthetic_kwargs={"num_cases": 3, "seed": 2})
     assert "SYNTHETIC" in caplog.text
     assert datalist == target / "datalist.json" and (target / "raw" / "SYNTHETIC_DATA.txt").is_file()
-    meta = json.loads(datalist.read_text())["preprocessing"]
-    assert meta["spacing"] == [2.0, 2.0, 2.0] and meta["box_mm"] == [96.0, 96.0, 128.0]
+    assert load_recipe(target) == SYNTHETIC_RECIPE  # the synthetic set's recipe, recorded with the data
     before = datalist.stat().st_mtime_ns
     assert ensure_hecktor_dataset(target) == datalist and datalist.stat().st_mtime_ns == before
+    assert ensure_hecktor_dataset(target, recipe=SYNTHETIC_RECIPE) == datalist
+    with pytest.raises(RecipeMismatchError, match="preprocessing.json"):
+        ensure_hecktor_dataset(target, recipe=DEFAULT_RECIPE)
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("x")
@@ -257,7 +271,7 @@ def test_ensure_dataset_synthetic_fallback(tmp_path, caplog):
 def test_ensure_dataset_converts_layout_in_place(tmp_path):
     for k in range(3):
         _write_case(tmp_path, f"C-{k}", _known_raters())
-    datalist = ensure_hecktor_dataset(tmp_path, spacing=(1, 1, 1), box_mm=BOX)
+    datalist = ensure_hecktor_dataset(tmp_path, recipe=ONE_MM)
     assert datalist == tmp_path / "datalist.json"
     assert len(load_multirater_datalist(datalist)) == 3
     assert (tmp_path / "images" / "C-0__PT.nii.gz").is_file()

@@ -1,4 +1,4 @@
-"""Tests for monai_lexu.data.dicom on real DICOM files written by tests/data/dicom_factory.py (pydicom, highdicom)."""
+"""Tests for monai_lexu.datasets.hecktor.dicom on real DICOM files written by dicom_factory.py (pydicom, highdicom)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from monai_lexu.data.dicom import (
+from monai_lexu.datasets.hecktor.dicom import (
     DEFAULT_ROI_PATTERNS,
     dicom_to_layout_a,
     match_roi_label,
@@ -400,12 +400,12 @@ def test_layout_a_bad_root(tmp_path):
         dicom_to_layout_a(tmp_path / "missing_root", tmp_path / "out")
 
 
-# ------------------------------------------------------------------------------------------- data_prep --dicom
-def test_data_prep_hecktor_dicom_end_to_end(dicom_root, tmp_path, capsys):
+# --------------------------------------------------------------------------------------------- the CLI's --dicom
+def test_hecktor_cli_dicom_end_to_end(dicom_root, tmp_path, capsys):
     """The command line reads DICOM, stages NIfTI, and processes it like NIfTI input; bad cases are listed."""
     import json
 
-    from data_prep.hecktor import main
+    from monai_lexu.datasets.hecktor.cli import main
 
     root, _ = dicom_root
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Tests for monai_lexu.data.slices."""
+"""Tests for monai_lexu.datasets.hecktor.slices (the paper's 2D protocol)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from monai_lexu.data import load_multirater_datalist, write_multirater_datalist
-from monai_lexu.data.slices import ensure_axial_slices, extract_axial_slices
+from monai_lexu.datasets.hecktor.slices import ensure_axial_slices, extract_axial_slices
 
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
 AFFINE[:3, 3] = [-10.0, -20.0, 5.0]

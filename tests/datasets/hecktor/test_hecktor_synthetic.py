@@ -1,4 +1,4 @@
-"""Tests for monai_lexu.data.synthetic_petct: layout, grids, raters and their disagreement band."""
+"""Tests for monai_lexu.datasets.hecktor.synthetic: layout, grids, raters and their disagreement band."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_lexu.data.synthetic_petct import (
+from monai_lexu.datasets.hecktor.synthetic import (
     SYNTHETIC_HECKTOR_RATERS,
     disagreement_band,
     make_synthetic_petct_case,
@@ -107,17 +107,15 @@ def test_default_set_crop_keeps_every_structure(tmp_path, caplog):
     """The quick-start set (9 cases, seed 0) through the synthetic crop loses no rater voxel and keeps the box."""
     import logging
 
-    from monai_lexu.data.synthetic_petct import SYNTHETIC_HECKTOR_BOX_MM, SYNTHETIC_HECKTOR_SPACING
-    from monai_lexu.transforms.hecktor import hecktor_preprocessing
+    from monai_lexu.datasets.hecktor.recipe import SYNTHETIC_RECIPE
+    from monai_lexu.datasets.hecktor.transforms import hecktor_preprocessing
 
     root = write_synthetic_hecktor(tmp_path / "raw")
     info = json.loads((root / "synthetic_info.json").read_text())["cases"]
     assert len(info) == 9
     keys = [f"r{i}" for i in range(4)]
     pipes = {
-        n: hecktor_preprocessing(
-            SYNTHETIC_HECKTOR_SPACING, SYNTHETIC_HECKTOR_BOX_MM, label_keys=keys[:n], normalize=False, image_key=None
-        )
+        n: hecktor_preprocessing(SYNTHETIC_RECIPE, label_keys=keys[:n], normalize=False, image_key=None)
         for n in (2, 3, 4)
     }
     with caplog.at_level(logging.WARNING, logger="monai_lexu"):

@@ -1,4 +1,4 @@
-"""Tests for monai_lexu.transforms.hecktor: neck crop (known box, padding, inverse), normalisation, full chain."""
+"""Tests for monai_lexu.datasets.hecktor.transforms: neck crop (known box, padding, inverse), normalisation, chain."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Invertd
 
-from monai_lexu.transforms.hecktor import (
+from monai_lexu.datasets.hecktor.recipe import DEFAULT_RECIPE
+from monai_lexu.datasets.hecktor.transforms import (
     CTWindowNormalize,
     CTWindowNormalized,
     HecktorNeckCrop,
     HecktorNeckCropd,
+    HecktorNormalize,
+    HecktorNormalized,
     PETNormalize,
     PETNormalized,
     hecktor_neck_box,
@@ -144,6 +147,20 @@ def test_pet_normalize_known_answer():
         PETNormalize(mode="zscore")
 
 
+def test_hecktor_normalize_follows_the_recipe():
+    image = torch.stack([torch.tensor([-160.0, 40.0, 240.0]), torch.tensor([-1.0, 5.0, 20.0])])
+    default = HecktorNormalize()(image)
+    torch.testing.assert_close(default[0], torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(default[1], PETNormalize()(image[1:])[0])
+    recipe = DEFAULT_RECIPE.replace(ct_window=(40.0, 240.0), pet_mode="suv", suv_max=10.0)
+    out = HecktorNormalized(keys="image", recipe=recipe)({"image": image})["image"]
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.5, 1.0]]))
+    with pytest.raises(ValueError, match="different channels"):
+        HecktorNormalize(ct_channel=1, pet_channel=1)
+    with pytest.raises(TypeError, match="HecktorRecipe"):
+        HecktorNormalize({"spacing": [1, 1, 1]})
+
+
 def _write_petct(tmp_path):
     """Small CT (LPS-like affine, 2 x 2 x 3 mm) and PET (4 mm, other origin) with a hot head at the top."""
     ct_aff = np.diag([-2.0, -2.0, 3.0, 1.0])
@@ -168,21 +185,24 @@ def _write_petct(tmp_path):
 
 def test_preprocessing_chain_with_labels(tmp_path):
     paths, _ = _write_petct(tmp_path)
-    pre = hecktor_preprocessing(spacing=(2, 2, 2), box_mm=(40, 40, 50), label_keys=["rater_0"])
+    recipe = DEFAULT_RECIPE.replace(spacing=(2, 2, 2), box_mm=(40, 40, 50))
+    pre = hecktor_preprocessing(recipe, label_keys=["rater_0"])
     d = pre(paths)
     assert d["image"].shape == (2, 20, 20, 25)
     for key in ("ct", "pet", "rater_0"):
         assert d[key].shape == (1, 20, 20, 25)
         torch.testing.assert_close(d[key].affine, d["image"].affine)
-    torch.testing.assert_close(d["image"][0], d["ct"][0])
-    torch.testing.assert_close(d["image"][1], d["pet"][0])
+    # the image is the recipe's normalisation (HecktorNormalize, as at training) of the unnormalised CT and PET
+    torch.testing.assert_close(d["image"][0], CTWindowNormalize(recipe.ct_window)(d["ct"])[0].as_tensor())
+    torch.testing.assert_close(d["image"][1], PETNormalize(recipe.pet_mode)(d["pet"])[0].as_tensor())
+    assert float(d["ct"].min()) == -1000.0  # the CT key itself stays in HU
     assert float(d["image"][0].min()) >= 0.0 and float(d["image"][0].max()) <= 1.0
     assert float(d["image"][1].min()) >= 0.5 and float(d["image"][1].max()) <= 1.0
     assert set(torch.unique(d["rater_0"]).tolist()) == {0.0, 1.0, 2.0}
     # RAS output, and the PET hot spot stays at its physical position (PET resampled in world space)
     affine = d["pet"].affine.numpy()
     assert np.all(np.diag(affine)[:3] > 0)
-    raw = hecktor_preprocessing(spacing=(2, 2, 2), box_mm=(40, 40, 50), normalize=False, image_key=None)(paths)
+    raw = hecktor_preprocessing(recipe, normalize=False, image_key=None)(paths)
     idx = np.unravel_index(int(torch.argmax(raw["pet"][0])), raw["pet"].shape[1:])
     world = affine[:3, :3] @ np.asarray(idx) + affine[:3, 3]
     np.testing.assert_allclose(world, [0.0, -2.0, -16.0], atol=2.0)
@@ -192,10 +212,11 @@ def test_preprocessing_chain_with_labels(tmp_path):
 
 def test_preprocessing_inverse_restores_original_ct_grid(tmp_path):
     paths, ct_aff = _write_petct(tmp_path)
-    pre = hecktor_preprocessing(spacing=(1.5, 1.5, 1.5), box_mm=(90, 90, 90))
+    pre = hecktor_preprocessing(DEFAULT_RECIPE.replace(spacing=(1.5, 1.5, 1.5), box_mm=(90, 90, 90)))
     d = pre({"ct": paths["ct"], "pet": paths["pet"]})
     assert d["image"].shape[0] == 2
-    d["pred"] = d["ct"].clone()
+    d["pred"] = MetaTensor(d["image"][:1].as_tensor().clone(), affine=d["image"].affine.clone())
+    d["pred"].applied_operations = list(d["ct"].applied_operations)
     out = Invertd(keys="pred", transform=pre, orig_keys="ct", nearest_interp=False)(d)["pred"]
     assert out.shape == (1, 30, 28, 20)
     np.testing.assert_allclose(out.affine.numpy(), ct_aff, atol=1e-5)
@@ -215,6 +236,10 @@ def test_preprocessing_inverse_restores_original_ct_grid(tmp_path):
     np.testing.assert_allclose(out.affine.numpy(), ct_aff, atol=1e-5)
 
 
-def test_preprocessing_rejects_duplicate_keys():
+def test_preprocessing_rejects_duplicate_keys_and_bad_arguments():
     with pytest.raises(ValueError, match="distinct"):
         hecktor_preprocessing(ct_key="x", pet_key="x")
+    with pytest.raises(ValueError, match="needs image_key"):
+        hecktor_preprocessing(image_key=None)
+    with pytest.raises(TypeError, match="HecktorRecipe"):
+        hecktor_preprocessing((1.0, 1.0, 1.0))

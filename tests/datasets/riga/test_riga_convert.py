@@ -1,4 +1,4 @@
-"""Tests for monai_lexu.data.riga (CSV reading, conversion, split, synthetic fallback)."""
+"""Tests for monai_lexu.datasets.riga.{format,convert} (CSV reading, conversion, split, synthetic fallback)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from monai_lexu.data.datalist import load_multirater_datalist, load_structures
-from monai_lexu.data.riga import _train_val_indices, convert_riga, ensure_riga_dataset, read_riga_csv
-from monai_lexu.data.synthetic import write_riga_like
+from monai_lexu.datasets.riga.convert import _train_val_indices, convert_riga, ensure_riga_dataset
+from monai_lexu.datasets.riga.format import RIGA_STRUCTURES, read_riga_csv
+from monai_lexu.datasets.riga.synthetic import write_riga_like
 
 COUNTS = {"BinRushed": 6, "MESSIDOR": 4, "Magrabia": 3}
 SYNTH = {"num_per_source": COUNTS, "size": 40, "seed": 2}
@@ -68,7 +69,7 @@ def test_convert_riga_datalist_split_and_files(tmp_path, raw_root):
     path = convert_riga(raw_root, tmp_path / "out", size=32)
     assert _tree_digest(raw_root) == before  # input untouched
     assert path == (tmp_path / "out" / "datalist.json").resolve()
-    assert load_structures(path) == {"disc": "nonzero", "cup": [255]}
+    assert load_structures(path) == RIGA_STRUCTURES == {"disc": "nonzero", "cup": [255]}
     train = load_multirater_datalist(path, "training")
     val = load_multirater_datalist(path, "validation")
     test = load_multirater_datalist(path, "test")

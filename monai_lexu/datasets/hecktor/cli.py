@@ -1,0 +1,161 @@
+"""Command line: convert HECKTOR 2022 PET/CT (layout A NIfTI or DICOM, multi-rater) to processed NIfTI + a datalist.
+
+Run as ``python -m monai_lexu.datasets.hecktor`` or through the thin entry point ``python -m data_prep.hecktor``.
+Examples::
+
+    python -m data_prep.hecktor --root /data/hecktor2022 --out data/hecktor
+    python -m data_prep.hecktor --synthetic 9 --out data/hecktor_synthetic      # writes OUT/raw first
+    python -m data_prep.hecktor --dicom /data/hecktor_dicom --out data/hecktor   # DICOM -> OUT/raw_dicom -> OUT
+    python -m data_prep.hecktor --root R --out O --spacing 1 1 1 --box-mm 200 200 310 --folds 3 --seed 27 --device cuda
+
+The preprocessing defaults come from :mod:`monai_lexu.datasets.hecktor.recipe` (``--spacing`` / ``--box-mm``
+override them); the recipe used is written to ``OUT/preprocessing.json``.
+
+The exit code is 0 when every case was converted, 1 when some case failed (the others are converted; see
+``OUT/errors.json``), 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from monai_lexu.datasets.hecktor.format import HECKTOR_LABELS
+from monai_lexu.datasets.hecktor.recipe import default_recipe
+
+__all__ = ["PROG", "build_parser", "main"]
+
+PROG = "python -m monai_lexu.datasets.hecktor"
+"""Program name shown in the usage line."""
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return " ".join(f"{v:g}" for v in values)
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The argument parser; ``prog`` is the program name of the usage line."""
+    real, synthetic = default_recipe(), default_recipe(synthetic=True)
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Convert HECKTOR 2022 PET/CT to OUT/images/<Case>__CT|__PT.nii.gz (same grid), "
+            "OUT/labels/<rater>/<Case>.nii.gz and OUT/datalist.json (image = [CT, PT], raters, fold), plus "
+            "OUT/summary.csv / summary.md (volumes, inter-rater Dice per fold) and OUT/errors.json. "
+            "Input layout: ROOT/imagesTr/<Case>__CT.nii.gz, ROOT/imagesTr/<Case>__PT.nii.gz and "
+            "ROOT/labelsTr/<rater>/<Case>.nii.gz (2-4 raters; "
+            + ", ".join(f"label {v} = {k}" for k, v in HECKTOR_LABELS.items())
+            + ") or the single-rater "
+            "ROOT/labelsTr/<Case>.nii.gz. Processing (MONAI's HECKTOR 2022 recipe): RAS, CT and masks resampled to "
+            "--spacing (bilinear / nearest), PET resampled onto the CT grid, head-and-neck crop of --box-mm found on "
+            "the PET. Intensities are kept raw (HU, SUV); the recipe (spacing, box and the CT/PET normalisation used "
+            "at training and inference) is written to OUT/preprocessing.json. The input is never modified; a second "
+            "run skips finished cases."
+        ),
+        epilog="Exit code: 0 all cases converted, 1 some case failed (all others done), 2 usage error.",
+    )
+    parser.add_argument("--root", help="HECKTOR folder (imagesTr/, labelsTr/); with --synthetic: where to write it")
+    parser.add_argument("--out", required=True, help="output folder (created); may equal --root")
+    parser.add_argument(
+        "--spacing",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("SX", "SY", "SZ"),
+        help=f"output voxel spacing in mm (default: {_numbers(real.spacing)}; with --synthetic: "
+        f"{_numbers(synthetic.spacing)})",
+    )
+    parser.add_argument(
+        "--box-mm",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("BX", "BY", "BZ"),
+        help=f"head-and-neck crop box in mm (default: {_numbers(real.box_mm)}; with --synthetic: "
+        f"{_numbers(synthetic.box_mm)})",
+    )
+    parser.add_argument("--folds", type=int, default=3, help="patient-level cross-validation folds (default: 3)")
+    parser.add_argument("--seed", type=int, default=27, help="fold seed over the sorted case ids (default: 27)")
+    parser.add_argument("--device", default=None, help="device of the resampling, e.g. cuda or cpu (default: cpu)")
+    parser.add_argument("--overwrite", action="store_true", help="re-convert cases whose outputs already exist")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=None,
+        metavar="N",
+        help="first write N synthetic PET/CT cases (2-4 raters) to --root (default: OUT/raw), then convert them",
+    )
+    parser.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic set (default: 0)")
+    parser.add_argument(
+        "--dicom",
+        default=None,
+        metavar="DIR",
+        help="DICOM input instead of --root: one folder per case with a CT series, a PET series (SUV computed from "
+        "its tags) and one RTSTRUCT or DICOM-SEG file per rater (see monai_lexu.datasets.hecktor.dicom); converted to "
+        "NIfTI in --root (default: OUT/raw_dicom), then processed like NIfTI input",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run the command line; returns the exit code (``prog``: the program name of the usage line)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    from monai_lexu.datasets.hecktor.convert import convert_hecktor
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.synthetic is not None:
+        from monai_lexu.datasets.hecktor.synthetic import write_synthetic_hecktor
+
+        if args.synthetic < 1:
+            parser.error(f"--synthetic needs N >= 1, got {args.synthetic}")
+        root = Path(args.root) if args.root else Path(args.out) / "raw"
+        write_synthetic_hecktor(root, num_cases=args.synthetic, seed=args.synthetic_seed)
+        print(f"Wrote {args.synthetic} synthetic PET/CT cases to {root}")
+    elif args.dicom is not None:
+        from monai_lexu.datasets.hecktor.dicom import dicom_to_layout_a
+
+        root = Path(args.root) if args.root else Path(args.out) / "raw_dicom"
+        converted, dicom_errors = dicom_to_layout_a(args.dicom, root)
+        print(f"DICOM: {len(converted)} case(s) converted to NIfTI in {root}")
+        for case_id, msg in dicom_errors.items():
+            print(f"  {case_id}: {msg}", file=sys.stderr)
+        if not converted:
+            print("error: no DICOM case could be read", file=sys.stderr)
+            return 1
+    elif not args.root:
+        parser.error("--root is required (unless --synthetic N or --dicom DIR is given)")
+    else:
+        root = Path(args.root)
+    try:
+        recipe = default_recipe(synthetic=args.synthetic is not None).replace(spacing=args.spacing, box_mm=args.box_mm)
+        path = convert_hecktor(
+            root,
+            args.out,
+            recipe=recipe,
+            folds=args.folds,
+            seed=args.seed,
+            device=args.device,
+            overwrite=args.overwrite,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    summary = out / "summary.md"
+    if summary.is_file():
+        print(summary.read_text(encoding="utf-8"))
+    errors = json.loads((out / "errors.json").read_text(encoding="utf-8"))
+    print(f"Wrote {path}")
+    if args.dicom is not None and dicom_errors:
+        errors = {**dicom_errors, **errors}
+    if errors:
+        print(f"{len(errors)} case(s) failed (see {out / 'errors.json'}):", file=sys.stderr)
+        for case_id, msg in errors.items():
+            print(f"  {case_id}: {msg}", file=sys.stderr)
+        return 1
+    return 0
