@@ -123,9 +123,9 @@ def reproduce_riga(
     runs_by_method.update({name: [] for name in RIGA_METHODS if name not in runs_by_method})  # cost only
     rows, records = uncertainty_table(runs_by_method, costs=costs)
     caption = (
-        f"RIGA-like synthetic set (monai_lexu.data.synthetic), CPU recipe (cpu_small.json: plain U-Net 16-256, "
-        f"128x128, 60 epochs, lr 1e-3). Trained: {', '.join(n for n in RIGA_METHODS if n in methods)}; LEXU/LE seeds "
-        f"{list(seeds)}, DE seeds {list(de_seeds)} (5 members); a method with 0 runs has its cost only. "
+        "RIGA-like synthetic set (monai_lexu.datasets.riga.synthetic), CPU recipe (cpu_small.json: plain U-Net "
+        f"16-256, 128x128, 60 epochs, lr 1e-3). Trained: {', '.join(n for n in RIGA_METHODS if n in methods)}; "
+        f"LEXU/LE seeds {list(seeds)}, DE seeds {list(de_seeds)} (5 members); a method with 0 runs has its cost only. "
         "Mean ± std over runs of each run's value on the Magrabia-like test set. Parameters and median inference "
         "seconds per 128x128 image (20 interleaved repeats, batch 1, CPU) measured side by side in one process."
     )
