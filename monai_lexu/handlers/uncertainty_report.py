@@ -14,7 +14,7 @@ from monai.utils import evenly_divisible_all_gather, string_list_all_gather
 
 from monai_lexu.handlers.output_transforms import lookup_key
 from monai_lexu.metrics.calibration import CalibrationMetric
-from monai_lexu.metrics.registry import ACROSS_IMAGES, REPORT_METRICS, report_metric_names
+from monai_lexu.metrics.registry import ACROSS_IMAGES, REPORT_METRICS, ReportMetric, report_metric_names
 from monai_lexu.report.evaluation import EvaluationSummary, evaluation_markdown, write_evaluation
 
 if TYPE_CHECKING:
@@ -105,9 +105,10 @@ class UncertaintyReport:
             missing = set(REPORT_METRICS[name].inputs) - set(self.keys)
             if missing:
                 raise ValueError(f"report metric {name!r} needs {sorted(missing)} (e.g. set ground_truth_key)")
+        self.specs: dict[str, ReportMetric] = {name: REPORT_METRICS[name] for name in self.metrics}
         settings = {"calibration_bins": calibration_bins}
         self.metric_fns: dict[str, CumulativeIterationMetric] = {
-            name: REPORT_METRICS[name].factory(settings) for name in self.metrics
+            name: spec.factory(settings) for name, spec in self.specs.items()
         }
         self.reset()
 
@@ -168,7 +169,7 @@ class UncertaintyReport:
             g = inputs["ground_truth"]
             raise ValueError(f"case {case_id}: ground truth {tuple(g.shape[1:])} != prob {tuple(p.shape[1:])}")
         for name, metric in self.metric_fns.items():
-            spec = REPORT_METRICS[name]
+            spec = self.specs[name]
             args = tuple(inputs[k] for k in spec.inputs)
             metric(*(spec.prepare(*args) if spec.prepare else args))
         self.ids.append(None if case_id is None else str(case_id))
@@ -256,7 +257,7 @@ class UncertaintyReport:
         values: dict[str, torch.Tensor] = {}
         columns: dict[str, torch.Tensor] = {}
         for name, metric in self.metric_fns.items():
-            spec = REPORT_METRICS[name]
+            spec = self.specs[name]
             for column, data in (spec.image_columns(metric) if spec.image_columns else {}).items():
                 columns.setdefault(column, data)
             if spec.scope == ACROSS_IMAGES:
@@ -278,7 +279,7 @@ class UncertaintyReport:
             values={k: v.detach().cpu().double().numpy() for k, v in values.items()},
             image_columns={k: v.detach().cpu().double().numpy() for k, v in columns.items()},
             reliability=reliability,
-            notes={m: REPORT_METRICS[m].description for m in self.metrics if REPORT_METRICS[m].description},
+            notes={name: spec.description for name, spec in self.specs.items() if spec.description},
         )
 
     def completed(self, engine: Engine | None = None) -> dict[str, dict[str, float]]:
