@@ -31,7 +31,9 @@ A pack is self-consistent, as the model zoo's CI wants it (``verify_net_in_out``
 - the override configs and ``--set`` values that the weights need are *baked in*: every packed config that defines one
   of their ids gets the override's value (ids a config does not define are not added), so ``configs/inference.json``
   of the pack builds the network the weights fit, and ``train.json`` is the recipe that made them. The weights are
-  checked again against the baked ``inference.json`` alone. ``--no-bake`` packs the configs unchanged.
+  checked again against the baked ``inference.json`` alone. An override file's ``_meta_`` block (``{metadata id:
+  value}``, inert at run time) is written into ``metadata.json``, so the metadata describes the packed network
+  (e.g. the CPU recipe's head count). ``--no-bake`` packs the configs unchanged.
 - ``large_files.yml`` names the packed weights: ``path: models/model.pt`` with their md5 as ``hash_val``, and the
   ``url`` of the bundle's own ``large_files.yml`` (or ``--weights-url``). The project hosts no weights, so the url is
   usually the placeholder :data:`WEIGHTS_URL_PLACEHOLDER`; ``python -m monai.bundle download_large_files`` skips a
@@ -341,7 +343,8 @@ def check_weights(
     parser.read_config([str(f) for f in files])
     parser["bundle_root"] = str(bundle)
     for key, value in (overrides or {}).items():
-        parser[key] = value
+        if _split_id(key)[0] != "_meta_":  # metadata ids describe the network, they do not build it
+            parser[key] = value
     if net_id not in parser:
         raise ValueError(f"'{net_id}' is not defined in {', '.join(str(f) for f in files)}")
     try:
@@ -480,26 +483,42 @@ def bake_configs(
     ``configs/*.json`` of the bundle that already defines it (``metadata.json`` and the override files themselves
     excepted); ids a config does not define are not added, so override files such as ``evaluate.json`` stay small.
 
+    Metadata: a recipe that changes the network (e.g. fewer heads on CPU) must also change what ``metadata.json``
+    says about it. An override file declares that under the key ``_meta_`` as ``{metadata id: value}`` (e.g.
+    ``"network_data_format#outputs#pred#num_channels": 8``); ``overrides`` may give ``_meta_#<id>`` ids. They are set
+    in ``metadata.json`` (each id's parent must exist there; a value replaces the old one whole). At run time the
+    block is inert: MONAI reads the configs first and then replaces ``_meta_`` with ``metadata.json``.
+
     Args:
         bundle_dir: the bundle directory.
         configs: override config files (relative to the bundle or absolute), e.g. ``configs/cpu_small.json``.
         overrides: ids and values applied after the files.
 
     Returns:
-        ``{"configs/<file>.json": new content}`` for the configs that changed.
+        ``{"configs/<file>.json": new content}`` for the configs that changed (``configs/metadata.json`` included).
 
     Raises:
-        ValueError: an override id is defined by no config of the bundle, or is a ``+`` merge id.
+        ValueError: an override id is defined by no config of the bundle, is a ``+`` merge id, or is a metadata id
+            whose parent ``metadata.json`` lacks.
     """
     from monai.bundle import ConfigParser
 
     bundle = Path(bundle_dir).resolve()
     values: dict[str, Any] = {}
+    meta_values: dict[str, Any] = {}
     for config in configs:
-        values.update(ConfigParser.load_config_file(str(_resolve(bundle, config))))
-    values.update(overrides or {})
-    if not values:
-        return {}
+        content = dict(ConfigParser.load_config_file(str(_resolve(bundle, config))))
+        block = content.pop("_meta_", None)
+        if block is not None and not isinstance(block, Mapping):
+            raise ValueError(f"{config}: '_meta_' must map metadata ids to values, got {type(block).__name__}")
+        meta_values.update(block or {})
+        values.update(content)
+    for config_id, value in (overrides or {}).items():
+        head, *rest = _split_id(config_id)
+        if head == "_meta_" and rest:
+            meta_values["#".join(rest)] = value
+        else:
+            values[config_id] = value
     skip = {bundle / "configs" / "metadata.json", *(_resolve(bundle, c).resolve() for c in configs)}
     targets = {
         f"configs/{path.name}": json.loads(path.read_text(encoding="utf-8"))
@@ -517,6 +536,14 @@ def bake_configs(
         for rel in hits:
             _set_id(targets[rel], parts, value)
             changed.add(rel)
+    if meta_values:
+        targets["configs/metadata.json"] = json.loads((bundle / "configs" / "metadata.json").read_text("utf-8"))
+        for config_id, value in meta_values.items():
+            parts = _split_id(config_id)
+            if not _defines(targets["configs/metadata.json"], parts[:-1]):
+                raise ValueError(f"metadata id {config_id!r}: metadata.json has no {'#'.join(parts[:-1])!r}")
+            _set_id(targets["configs/metadata.json"], parts, value)
+        changed.add("configs/metadata.json")
     return {rel: _json_bytes(targets[rel]) for rel in sorted(changed)}
 
 
@@ -647,7 +674,10 @@ def pack_bundle(
     if not _NAME_RE.match(name):
         raise ValueError(f"invalid bundle name {name!r}: use letters, digits, '_', '.' or '-'")
     metadata = check_bundle(bundle, ckpt, include_ts=include_ts, configs=configs, overrides=overrides)
-    meta_bytes = (bundle / "configs" / "metadata.json").read_bytes()
+    baked = bake_configs(bundle, configs, overrides) if bake else {}
+    meta_bytes = baked.pop("configs/metadata.json", None) or (bundle / "configs" / "metadata.json").read_bytes()
+    if meta_bytes != (bundle / "configs" / "metadata.json").read_bytes():
+        metadata = validate_metadata(json.loads(meta_bytes), SCHEMA_FILE)
     if version is not None and version != metadata["version"]:
         meta_bytes = _bumped_metadata(metadata, version, changelog)
         validate_metadata(json.loads(meta_bytes), SCHEMA_FILE)
@@ -660,7 +690,6 @@ def pack_bundle(
     out.mkdir(parents=True, exist_ok=True)
 
     files = bundle_files(bundle, ckpt, include_ts)
-    baked = bake_configs(bundle, configs, overrides) if bake else {}
     if baked:
         inference = baked.get("configs/inference.json", (bundle / "configs" / "inference.json").read_bytes())
         problems = _network_fits(bundle, inference, files["models/model.pt"])

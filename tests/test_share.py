@@ -197,6 +197,16 @@ def test_pack_bakes_the_weights_overrides_and_names_the_weights_in_large_files(t
         assert (
             yaml.safe_load(zf.read("lexu_riga/large_files.yml"))["large_files"][0]["url"] == "https://example.org/w.pt"
         )
+    # a recipe's metadata: the override file's _meta_ block and _meta_# ids are written into metadata.json
+    recipe = tmp_path / "cpu_recipe.json"
+    recipe.write_text(json.dumps({"features": FEATURES, "_meta_": {"pred_classes": "3 heads x 2 structures"}}))
+    heads3 = {"_meta_#network_data_format#outputs#pred#num_channels": 6}
+    meta_pack = pack_bundle(bundle, tmp_path / "meta", configs=[*CPU["configs"], recipe], overrides=heads3)
+    with zipfile.ZipFile(meta_pack.path) as zf:
+        meta = json.loads(zf.read("lexu_riga/configs/metadata.json"))
+    assert meta["pred_classes"] == "3 heads x 2 structures"
+    assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 6
+    assert meta["network_data_format"]["outputs"]["pred"]["dtype"] == "float32"
     with pytest.raises(ValueError, match="'no_such_id' is defined by no config"):
         pack_bundle(bundle, tmp_path / "bad", configs=CPU["configs"], overrides={**CPU["overrides"], "no_such_id": 1})
 
