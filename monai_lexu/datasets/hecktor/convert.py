@@ -271,6 +271,7 @@ def convert_hecktor(
         ValueError: if an input file lies inside ``out_dir/images`` or ``out_dir/labels``, if ``out_dir`` holds a
             datalist but no recorded recipe (and not ``overwrite``), on an impossible ``folds``, or if no case could be
             converted (the errors are in ``errors.json``).
+        TypeError: if ``recipe`` is not a :class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe`.
     """
     from tqdm import tqdm
 
