@@ -92,12 +92,12 @@ _LARGE_FILES = ("large_files.yml", "large_files.yaml", "large_files.json")
 # The project hosts no weights: a ``.invalid`` host (RFC 2606) never resolves, so a download attempt fails at once.
 WEIGHTS_URL_PLACEHOLDER = "https://weights-not-hosted.invalid/monai-lexu/models/model.pt"
 _LARGE_FILES_HEADER = """\
-# Where the large files of this bundle come from; `python -m monai.bundle download_large_files` (and the model zoo's
-# CI) downloads each entry whose file is missing or fails the hash check, and skips it otherwise.
+# Where the large files of this bundle come from. `python -m monai.bundle download_large_files` (run first by the
+# model zoo's CI) downloads each listed file that is missing; a file at hand must match hash_val when one is given.
 # The project hosts no weights: unless a release asset is named below, the url is a placeholder that never resolves.
-# models/model.pt is made by training the bundle (docs/README.md; the CPU recipe is configs/cpu_small.json) and packed
-# with `python -m monai_lexu.share pack <bundle> --config configs/cpu_small.json`, which writes its md5 here; to
-# publish weights, attach models/model.pt to a release and pack with `--weights-url <its URL>`.
+# models/model.pt is made by training the bundle (docs/README.md; the CPU recipe is configs/cpu_small.json). A pack
+# (`python -m monai_lexu.share pack <bundle> --config configs/cpu_small.json`) carries it and names its md5 here; to
+# publish weights, attach a pack's models/model.pt to a release and pack with `--weights-url <its URL>`.
 """
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
