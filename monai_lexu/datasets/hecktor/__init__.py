@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "HecktorRecipe": "recipe",
     "RecipeMismatchError": "recipe",
     "default_recipe": "recipe",
+    "load_model_recipe": "recipe",
     "load_recipe": "recipe",
     "write_recipe": "recipe",
     # convert

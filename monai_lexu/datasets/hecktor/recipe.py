@@ -8,8 +8,10 @@ How the recipe travels with the data:
 
 1. :func:`~monai_lexu.datasets.hecktor.convert.convert_hecktor` resamples and crops with a recipe and writes it to
    ``<dataset_dir>/preprocessing.json`` (:data:`RECIPE_FILE`, :func:`write_recipe`) next to ``datalist.json``.
-2. Training normalises the converted images, and inference preprocesses raw CT/PET, with the recipe READ from that
-   file (:func:`load_recipe`), through the same transforms
+2. Training normalises the converted images with the recipe READ from that file (:func:`load_recipe`) and records
+   it next to the weights (``<ckpt_dir>/preprocessing.json``); inference preprocesses raw CT/PET with the recipe
+   the MODEL was trained with (:func:`load_model_recipe`: the file next to the weights, which ``share pack`` ships
+   with them), through the same transforms
    (:class:`~monai_lexu.datasets.hecktor.transforms.HecktorNormalized`,
    :func:`~monai_lexu.datasets.hecktor.transforms.hecktor_preprocessing`).
 3. Asking for a setting that differs from the recorded one (e.g. an inference ``spacing`` override, or converting
@@ -38,6 +40,7 @@ __all__ = [
     "HecktorRecipe",
     "RecipeMismatchError",
     "default_recipe",
+    "load_model_recipe",
     "load_recipe",
     "recipe_path",
     "write_recipe",
@@ -281,3 +284,33 @@ def load_recipe(
             "new recipe into another folder."
         )
     return recorded
+
+
+def load_model_recipe(
+    ckpt_dir: str | os.PathLike, dataset_dir: str | os.PathLike | None = None, **asked: Any
+) -> HecktorRecipe:
+    """The recipe a model was trained with, for inference on raw CT/PET.
+
+    Training writes the recipe of its data next to the weights (``<ckpt_dir>/preprocessing.json``), so a model and
+    the preprocessing it expects travel together (``python -m monai_lexu.share pack`` ships the file with
+    ``models/model.pt``). Weights trained before recipes were recorded have no such file: then the recipe of the
+    converted data set in ``dataset_dir`` is used, as the bundle's training would have read it.
+
+    Args:
+        ckpt_dir: the folder of the weights (the bundle's ``models/``).
+        dataset_dir: a converted data-set folder to fall back on (optional).
+        asked: settings the caller intends to use (see :func:`load_recipe`); a difference is an error.
+
+    Raises:
+        FileNotFoundError: neither folder has a ``preprocessing.json`` (both files are named).
+        RecipeMismatchError: an ``asked`` setting differs from the recorded one.
+    """
+    candidates = [recipe_path(ckpt_dir)] + ([recipe_path(dataset_dir)] if dataset_dir is not None else [])
+    for file in candidates:
+        if file.is_file():
+            return load_recipe(file, **asked)
+    raise FileNotFoundError(
+        f"no HECKTOR preprocessing recipe for the model: neither {' nor '.join(map(str, candidates))} exists. Training "
+        "writes it next to the weights; for weights from elsewhere convert the data with python -m data_prep.hecktor "
+        "and pass --dataset_dir <converted folder>."
+    )

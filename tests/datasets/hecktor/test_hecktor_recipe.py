@@ -18,6 +18,7 @@ from monai_lexu.datasets.hecktor.recipe import (
     HecktorRecipe,
     RecipeMismatchError,
     default_recipe,
+    load_model_recipe,
     load_recipe,
     recipe_path,
     write_recipe,
@@ -155,3 +156,22 @@ def test_real_data_default_recipe_follows_too(tmp_path, monkeypatch):
     assert load_recipe(datalist) == changed
     ct = json.loads(datalist.read_text())["training"][0]["image"][0]
     assert nib.load(tmp_path / "out" / ct).shape == (24, 24, 32)
+
+
+def test_model_recipe_travels_with_the_weights(tmp_path):
+    """Inference reads the recipe written next to the weights first, the data set's only as a fallback."""
+    models, data = tmp_path / "models", tmp_path / "data"
+    write_recipe(data, SYNTHETIC_RECIPE)
+    assert load_model_recipe(models, data) == SYNTHETIC_RECIPE  # weights without a recorded recipe: the data's
+    write_recipe(models, DEFAULT_RECIPE)
+    assert load_model_recipe(models, data) == DEFAULT_RECIPE  # the model's own recipe wins
+    assert load_model_recipe(models) == DEFAULT_RECIPE
+    with pytest.raises(RecipeMismatchError, match="models/preprocessing.json"):
+        load_model_recipe(models, data, spacing=(2, 2, 2))
+
+
+def test_model_recipe_missing_names_both_files(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_model_recipe(tmp_path / "models", tmp_path / "data")
+    assert str(tmp_path / "models" / RECIPE_FILE) in str(info.value)
+    assert str(tmp_path / "data" / RECIPE_FILE) in str(info.value)
