@@ -10,7 +10,7 @@ HECKTOR := bundles/lexu_hecktor/configs
 HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 
-.PHONY: install quickstart quickstart-riga hecktor-cv test lint format bundles
+.PHONY: install quickstart quickstart-riga hecktor-cv test lint format bundles zoo-check
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
@@ -40,6 +40,13 @@ bundles:
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# the model zoo's CI checks on every bundle as packed with trained weights (bundles/<name>/models/model.pt when it
+# fits, else one CPU-recipe training iteration) and on the bundle folder: files, version, official metadata schema,
+# requirement pins resolving together (asks PyPI; cached by pin set), JSON/text format, large_files.yml, bundle_root
+# from a zoo layout, train/infer properties, verify_net_in_out, ckpt_export. Work files in build/zoo-check.
+zoo-check: install
+	$(PYTHON) -m monai_lexu.zoo_check build $(ZOO_CHECK_ARGS) bundles/*
 
 lint:
 	$(PYTHON) -m ruff check monai_lexu data_prep tests benchmarks

@@ -49,7 +49,7 @@ Command line::
 
 ``build`` is what ``make zoo-check`` runs: per bundle it takes trained weights (``bundles/<name>/models/model.pt`` or
 an earlier build's, when they load into the network of ``inference.json`` + ``cpu_small.json`` or ``inference.json``
-alone) or trains them for one epoch with the CPU recipe (``train.json`` + ``cpu_small.json``, data shared by the
+alone) or trains them for one iteration of the CPU recipe (``train.json`` + ``cpu_small.json``, data shared by the
 bundles of one data set under ``<work>/data``), packs the bundle with :func:`monai_lexu.share.pack_bundle` and runs
 every check on the pack, then the folder checks on ``bundles/<name>``.
 """
@@ -886,10 +886,19 @@ def _shared_dataset_dir(bundle: Path, configs: Sequence[Path], work: Path) -> Pa
 
 
 def _train_tiny(bundle: Path, configs: Sequence[Path], dataset_dir: Path, out: Path, log: Path) -> Path:
-    """One epoch of the CPU recipe (``train.json`` + ``cpu_small.json``), validating once so ``model.pt`` is saved."""
+    """One iteration of the CPU recipe (``train.json`` + ``cpu_small.json``): one epoch of one iteration, no validation
+    (``val_interval`` 2), nothing cached (``cache_rate`` 0); the train handlers' final checkpoint is ``model.pt``."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(c) for c in configs])
     files = "[" + ",".join(repr(str(c)) for c in configs) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--epochs", "1", "--val_interval", "1"]
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", files, "--epochs", "1", "--val_interval", "2"]
     cmd += ["--dataset_dir", str(dataset_dir), "--ckpt_dir", str(out / "models"), "--output_dir", str(out / "eval")]
+    if "train#trainer" in parser:
+        cmd += ["--train#trainer#epoch_length", "1"]
+    if "cache_rate" in parser:
+        cmd += ["--cache_rate", "0.0"]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -929,7 +938,7 @@ def build_and_check(
         candidates.append((out / "models" / "model.pt", override))
         found = next(((c, o) for c, o in candidates if c.is_file() and _weights_fit(bundle, c, o)), None)
         if found is None:
-            say(f"{bundle.name}: training one epoch of the CPU recipe (log {out / 'train.log'})")
+            say(f"{bundle.name}: training one iteration of the CPU recipe (log {out / 'train.log'})")
             found = (_train_tiny(bundle, recipe, dataset_dir, out, out / "train.log"), override)
             how = "trained now"
         else:
@@ -971,7 +980,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c = sub.add_parser("check", help="check bundle zips and/or bundle folders")
     c.add_argument("targets", nargs="+", help="bundle zip (monai_lexu.share pack) or bundle folder")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config id for property checks")
-    b = sub.add_parser("build", help="weights (reused or 1-epoch CPU training), pack, then check, per bundle")
+    b = sub.add_parser("build", help="weights (reused or a 1-iteration CPU training), pack, then check, per bundle")
     b.add_argument("bundles", nargs="+", help="bundle folders, e.g. bundles/*")
     b.add_argument("--work", default="build/zoo-check", help="weights, data, packs (default: %(default)s)")
     for p in (c, b):
