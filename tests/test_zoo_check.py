@@ -224,3 +224,42 @@ def test_cli_help_and_exit_codes(tmp_path, capsys):
     (bundle / "docs" / "data_license.txt").unlink()
     assert zoo_check.main(["check", str(bundle), *sum((["--skip", c] for c in ALL_BUT["files"]), [])]) == 1
     assert "docs/data_license.txt" in capsys.readouterr().out
+
+
+def _walk(node, keywords: set, refs: list) -> None:
+    """Collect the schema keywords (not the names under properties/patternProperties/$defs) and the $ref values."""
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, keywords, refs)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("properties", "patternProperties", "$defs"):
+                keywords.add(key)
+                for child in value.values():
+                    _walk(child, keywords, refs)
+                continue
+            keywords.add(key)
+            if key == "$ref":
+                refs.append(value)
+            _walk(value, keywords, refs)
+
+
+def test_the_shipped_schema_is_the_published_file_and_gives_draft_7s_verdict():
+    """jsonschema 3.2 (MONAI Label's environments) has no draft 2019-09 and validates with draft 7: the schema must
+    use only draft-7 keywords (plus the $defs container its refs point into) and plain JSON-pointer refs, so both
+    drafts give the same verdict."""
+    import jsonschema
+
+    from monai_lexu.share import SCHEMA_FILE, SCHEMA_MD5, md5sum
+
+    assert md5sum(SCHEMA_FILE) == SCHEMA_MD5
+    schema = json.loads(SCHEMA_FILE.read_text())
+    keywords, refs = set(), []
+    _walk(schema, keywords, refs)
+    draft7 = {"$schema", "$comment", "$ref", "type", "items", "required", "description", "anyOf", "properties"}
+    assert keywords <= draft7 | {"patternProperties", "$defs"}
+    assert refs and all(r.startswith("#/$defs/") for r in refs)
+    meta = json.loads((SOURCE / "configs" / "metadata.json").read_text())
+    broken = {k: v for k, v in meta.items() if k != "required_packages_version"}
+    for cls in (jsonschema.Draft7Validator, jsonschema.validators.validator_for(schema)):
+        assert cls(schema).is_valid(meta) and not cls(schema).is_valid(broken)
