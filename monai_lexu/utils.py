@@ -69,6 +69,9 @@ def find_bundle_root(name: str, start: str | os.PathLike | None = None) -> str:
        it is the bundle, ``models/<name>`` (the model-zoo repository), ``<name>`` (downloaded with ``--bundle_dir .``);
     3. ``<torch hub dir>/bundle/<name>``, where ``python -m monai.bundle download`` installs bundles by default.
 
+    The folder must keep the bundle's name (a bundle copied or packed under another name needs ``--bundle_root``):
+    the name keeps a workflow of one bundle from claiming the configs of another parsed inside it.
+
     Args:
         name: bundle directory name, e.g. ``"lexu_riga"``.
         start: directory to search from instead of the running configs and the current directory.

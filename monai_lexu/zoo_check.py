@@ -229,8 +229,8 @@ def check_files(target: Target) -> str:
     ``configs/inference.*``) files of the zoo's ``verify_bundle.py``, plus ``docs/README.md`` and
     ``docs/data_license.txt`` (CONTRIBUTING: the data's license conditions)."""
     bundle = target.bundle
-    missing = [f for f in ("configs/metadata.json", "LICENSE", "docs/README.md", "docs/data_license.txt")]
-    missing = [f for f in missing if not (bundle / f).is_file()]
+    required = ("configs/metadata.json", "LICENSE", "docs/README.md", "docs/data_license.txt")
+    missing = [f for f in required if not (bundle / f).is_file()]
     if _find_config(bundle, "inference") is None:
         missing.append("configs/inference.json")
     note = ""
