@@ -453,7 +453,7 @@ def json_format_problem(path: str | os.PathLike) -> str | None:
     got, want = text.splitlines(), expected.splitlines()
     for number, (a, b) in enumerate(zip(got, want), start=1):
         if a != b:
-            return f"not 4-space pretty JSON: line {number} is {a.strip()[:60]!r}, expected {b.strip()[:60]!r}"
+            return f"not 4-space pretty JSON: line {number} is {a.rstrip()[:70]!r}, expected {b.rstrip()[:70]!r}"
     return f"not 4-space pretty JSON: {len(got)} lines, expected {len(want)}"
 
 
