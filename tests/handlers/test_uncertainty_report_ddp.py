@@ -74,7 +74,7 @@ def _run_two_ranks(tmp: Path, deadline_s: float = 180.0) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    # fork: the children need not re-import this test module (pytest imports it with importlib)
+    # fork: the children inherit the test module and its helpers without re-importing them
     context = mp.start_processes(_rank, args=(port, str(tmp)), nprocs=2, join=False, start_method="fork")
     end = time.monotonic() + deadline_s
     while not context.join(timeout=5):

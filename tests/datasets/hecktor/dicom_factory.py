@@ -2,8 +2,7 @@
 
 All geometry is axial (ImageOrientationPatient ``[1, 0, 0, 0, 1, 0]``); arrays are in ``(slice, row, column)``
 = ``(z, y, x)`` order, ``spacing`` and ``origin`` in ``(x, y, z)`` mm order (DICOM patient coordinates, LPS).
-Import it from a test with :func:`load_dicom_factory` in the test module (pytest runs with
-``--import-mode=importlib``, so sibling modules are not importable by name).
+Tests import it by name (``import dicom_factory``): pytest puts the folder of a test module on ``sys.path``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
+import dicom_factory as F
 import nibabel as nib
 import numpy as np
 import pytest
@@ -19,18 +19,6 @@ from monai_lexu.datasets.hecktor.dicom import (
     suv_bw_scale_factor,
 )
 
-
-def _load_factory():
-    name = "monai_lexu_tests_dicom_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dicom_factory.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-F = _load_factory()
 HAS_HIGHDICOM = importlib.util.find_spec("highdicom") is not None
 
 # CT: 8 slices of 24 rows x 32 columns, spacing (x, y, z) = (2, 2.5, 2) mm; z = 10 .. 24
