@@ -88,6 +88,8 @@ _ZIP_LEVEL = 6
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PACKED_DIRS = ("configs", "docs", "scripts")
 _PACKED_FILES = ("LICENSE",)
+# files a training run writes next to the weights that inference needs with them (the HECKTOR recipe)
+_MODEL_SIDECARS = ("preprocessing.json",)
 _LARGE_FILES = ("large_files.yml", "large_files.yaml", "large_files.json")
 # The project hosts no weights: a ``.invalid`` host (RFC 2606) never resolves, so a download attempt fails at once.
 WEIGHTS_URL_PLACEHOLDER = "https://weights-not-hosted.invalid/monai-lexu/models/model.pt"
@@ -420,8 +422,9 @@ def bundle_files(
 
     ``configs/``, ``docs/`` and ``scripts/`` are packed recursively without caches, hidden files and editor
     leftovers; ``LICENSE`` when present; ``ckpt`` is packed as ``models/model.pt`` (the file name the bundle configs
-    load); ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``, ``runs/``, other model
-    files) is ever packed; :func:`pack_bundle` adds a ``large_files.yml`` (:func:`large_files_yml`).
+    load) with ``preprocessing.json`` when one lies next to it (the recipe HECKTOR training records for inference);
+    ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``, ``runs/``, other model files)
+    is ever packed; :func:`pack_bundle` adds a ``large_files.yml`` (:func:`large_files_yml`).
     """
     bundle = Path(bundle_dir).resolve()
     files: dict[str, Path] = {}
@@ -437,6 +440,9 @@ def bundle_files(
         if (bundle / name).is_file():
             files[name] = bundle / name
     files["models/model.pt"] = _resolve(bundle, ckpt)
+    for sidecar in _MODEL_SIDECARS:
+        if (files["models/model.pt"].parent / sidecar).is_file():
+            files[f"models/{sidecar}"] = files["models/model.pt"].parent / sidecar
     if include_ts:
         files["models/model.ts"] = bundle / "models" / "model.ts"
     return dict(sorted(files.items()))

@@ -667,8 +667,10 @@ def check_bundle_root(target: Target, scratch: Path) -> str:
 def check_properties(target: Target, scratch: Path, overrides: Mapping[str, Any]) -> str:
     """``ConfigWorkflow.check_properties()`` for ``train`` (train.json) and ``infer`` (inference.json) is empty.
 
-    ``overrides`` (e.g. ``dataset_dir`` of data at hand) are applied; ``output_dir`` and the training ``ckpt_dir``
-    go to ``scratch``. ``bundle_root`` is left to the configs."""
+    ``output_dir`` and the training ``ckpt_dir`` go to ``scratch``; ``bundle_root`` is left to the configs.
+    ``overrides`` (e.g. ``dataset_dir`` of data at hand) apply to the train workflow, and to the infer workflow of a
+    bundle folder; a pack's infer workflow initializes as installed, with nothing but what the pack carries (its
+    weights and what lies next to them, such as the HECKTOR preprocessing recipe)."""
     done = []
     for workflow_type, stem in (("train", "train"), ("infer", "inference")):
         config = _find_config(target.bundle, stem)
@@ -676,7 +678,9 @@ def check_properties(target: Target, scratch: Path, overrides: Mapping[str, Any]
             if stem == "inference":
                 raise CheckFailed("no configs/inference.json")
             continue
-        extra = {"output_dir": str(scratch / f"{stem}_out"), **dict(overrides)}
+        extra = {"output_dir": str(scratch / f"{stem}_out")}
+        if workflow_type == "train" or not target.packed:
+            extra.update(overrides)
         if workflow_type == "train":
             extra.setdefault("ckpt_dir", str(scratch / "train_models"))
         try:

@@ -162,7 +162,17 @@ def test_pack_twice_gives_the_same_md5_and_only_shippable_files(tmp_path, bundle
     with zipfile.ZipFile(first.path) as zf:
         assert zf.namelist() == EXPECTED == first.entries
         assert zf.read("lexu_riga/models/model.pt") == (bundle / "models" / "model.pt").read_bytes()
-        assert zf.read("lexu_riga/configs/metadata.json") == (bundle / "configs" / "metadata.json").read_bytes()
+        packed_meta = json.loads(zf.read("lexu_riga/configs/metadata.json"))
+    # the packed metadata is the bundle's with the CPU recipe's _meta_ block (its network's head count) written in
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    recipe_meta = json.loads((bundle / "configs" / "cpu_small.json").read_text())["_meta_"]
+    for config_id, value in recipe_meta.items():
+        *parents, last = config_id.split("#")
+        node = meta
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    assert packed_meta == meta
 
 
 def test_pack_bakes_the_weights_overrides_and_names_the_weights_in_large_files(tmp_path, bundle):
@@ -230,9 +240,11 @@ def test_pack_new_version_updates_only_the_packed_metadata(tmp_path, bundle):
 def test_pack_other_checkpoint_name_ts_and_out_checks(tmp_path, bundle):
     other = tmp_path / "best.pt"
     shutil.copy(bundle / "models" / "model.pt", other)
+    (tmp_path / "preprocessing.json").write_text('{"spacing": [2.0, 2.0, 2.0]}\n')  # a recipe recorded by training
     result = pack_bundle(bundle, tmp_path / "dist", ckpt=other, name="lexu_riga_cpu", **CPU)
     with zipfile.ZipFile(result.path) as zf:
         assert "lexu_riga_cpu/models/model.pt" in zf.namelist() and result.path.name == "lexu_riga_cpu_v0.1.0.zip"
+        assert zf.read("lexu_riga_cpu/models/preprocessing.json") == (tmp_path / "preprocessing.json").read_bytes()
     with pytest.raises(FileNotFoundError, match="model.ts not found: export it first with .*ckpt_export"):
         pack_bundle(bundle, tmp_path / "dist", include_ts=True, **CPU)
     with pytest.raises(ValueError, match="inside the packed folder"):
