@@ -223,6 +223,16 @@ def _fake_spatial_shape(shape: Sequence[int | str], n: int = 1) -> list[int]:
     return out
 
 
+def _why(error: BaseException) -> str:
+    """The first line of an error and of its root cause (MONAI wraps a failing config expression in a RuntimeError
+    whose own message is only the expression)."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    first = " ".join(str(error).split())[:300]
+    return first if root is error else f"{first} <- {type(root).__name__}: {' '.join(str(root).split())[:400]}"
+
+
 # --------------------------------------------------------------------------------------------------- checks
 def check_files(target: Target) -> str:
     """Required (``configs/metadata.json``, ``LICENSE``) and preferred (``models/model.pt``,
@@ -672,7 +682,8 @@ def check_properties(target: Target, scratch: Path, overrides: Mapping[str, Any]
     bundle folder; a pack's infer workflow initializes as installed, with nothing but what the pack carries (its
     weights and what lies next to them, such as the HECKTOR preprocessing recipe)."""
     done = []
-    for workflow_type, stem in (("train", "train"), ("infer", "inference")):
+    # infer first: a pack's inference must initialize before anything (the train workflow) writes data into it
+    for workflow_type, stem in (("infer", "inference"), ("train", "train")):
         config = _find_config(target.bundle, stem)
         if config is None:
             if stem == "inference":
@@ -687,7 +698,7 @@ def check_properties(target: Target, scratch: Path, overrides: Mapping[str, Any]
             workflow = _workflow(target, workflow_type, config, extra)
             missing = workflow.check_properties()
         except Exception as e:
-            raise CheckFailed(f"{workflow_type} workflow ({config.name}) does not initialize: {e}") from e
+            raise CheckFailed(f"{workflow_type} workflow ({config.name}) does not initialize: {_why(e)}") from e
         if missing:
             raise CheckFailed(
                 f"{workflow_type} ({config.name}): required properties missing or optional ones under other ids: "
