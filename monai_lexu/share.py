@@ -72,6 +72,7 @@ __all__ = [
     "write_deterministic_zip",
     "pack_bundle",
     "bundle_info",
+    "parse_set_options",
     "main",
 ]
 
@@ -787,7 +788,8 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+def parse_set_options(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as ``{config id: value}``: JSON values, else Python literals, else strings."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -840,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 include_ts=args.include_ts,
                 name=args.name,
                 configs=args.config,
-                overrides=_parse_sets(args.set),
+                overrides=parse_set_options(args.set),
                 changelog=args.changelog,
                 bake=not args.no_bake,
                 weights_url=args.weights_url,

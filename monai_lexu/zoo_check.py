@@ -57,7 +57,6 @@ every check on the pack, then the folder checks on ``bundles/<name>``.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import hashlib
 import json
@@ -189,25 +188,6 @@ def _large_files_path(bundle: Path) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-def _parse_value(text: str) -> Any:
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError):
-            continue
-    return text
-
-
-def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key] = _parse_value(value)
-    return out
 
 
 def _fake_spatial_shape(shape: Sequence[int | str], n: int = 1) -> list[int]:
@@ -1007,7 +987,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         if args.command == "check":
-            overrides = _parse_sets(args.set)
+            from monai_lexu.share import parse_set_options
+
+            overrides = parse_set_options(args.set)
             if "requirements" not in args.skip and len(args.targets) > 1:
                 with tempfile.TemporaryDirectory() as tmp:
                     metas = [

@@ -278,9 +278,9 @@ def test_cli_reports_errors_with_exit_code_1(tmp_path, capsys):
     assert main(["pack", str(bare), "--out", str(tmp_path / "dist"), "--set", "features=[8,16,32,64]"]) == 1
     assert "error: weights file not found" in capsys.readouterr().err
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        from monai_lexu.share import _parse_sets
+        from monai_lexu.share import parse_set_options
 
-        _parse_sets(["features"])
+        parse_set_options(["features"])
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
