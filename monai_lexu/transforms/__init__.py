@@ -15,8 +15,11 @@ from monai_lexu.transforms.array import (
     RaterStats,
     SplitProbUnc,
     UnflattenRaters,
+    affine_offset,
 )
 from monai_lexu.transforms.dictionary import (
+    CheckedLoadImaged,
+    CheckFinited,
     FlattenRatersd,
     FuseRatersd,
     LoadRatersd,
@@ -32,6 +35,9 @@ from monai_lexu.transforms.dictionary import (
 from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
+    "affine_offset",
+    "CheckFinited",
+    "CheckedLoadImaged",
     "FusionMode",
     "map_structures",
     "rater_statistics",

@@ -5,6 +5,7 @@ Shapes: ``R`` raters, ``L`` structure channels (independent sigmoid channels, no
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from monai_lexu.contract import split_prob_unc, validate_structures
 from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
+    "affine_offset",
     "FusionMode",
     "SplitProbUnc",
     "ProbToLabelMap",
@@ -55,6 +57,60 @@ def _split_channel(img: NdarrayOrTensor, spatial_dims: int | None, what: str) ->
     if len(shape) == spatial_dims + 1 and shape[0] == 1:
         return img[0]
     raise ValueError(f"{what} must have shape (*S) or (1, *S) with {spatial_dims} spatial dims, got {shape}.")
+
+
+_NO_GEOMETRY_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def _check_label_values(mask: torch.Tensor, where: str) -> None:
+    """Refuse non-finite and non-integer values of a loaded label mask (see :class:`LoadRaters`)."""
+    m = convert_to_tensor(mask, track_meta=False)
+    if not m.is_floating_point():
+        return
+    finite = torch.isfinite(m)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{where} holds {bad} non-finite value(s) (NaN or Inf); a rater mask holds label values.")
+    fractional = m != torch.round(m)
+    if bool(fractional.any()):
+        values = torch.unique(m[fractional]).double().tolist()
+        shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
+        raise ValueError(
+            f"{where} holds non-integer values [{shown}]; a "
+            "rater mask holds integer label values (soft / probabilistic masks are refused, not binarised: binarise "
+            "them explicitly when writing the data set)."
+        )
+
+
+def affine_offset(affine: NdarrayOrTensor, reference: NdarrayOrTensor) -> tuple[float, float]:
+    """Largest absolute entry difference of two affines and the distance of their origins (mm).
+
+    Args:
+        affine: ``(D+1, D+1)`` affine.
+        reference: affine of the same size.
+
+    Returns:
+        ``(max |affine - reference|, ||origin - reference origin||)``; ``(inf, inf)`` if the sizes differ.
+    """
+    a = np.asarray(convert_to_tensor(affine, track_meta=False).detach().cpu().numpy(), dtype=np.float64)
+    b = np.asarray(convert_to_tensor(reference, track_meta=False).detach().cpu().numpy(), dtype=np.float64)
+    if a.shape != b.shape:
+        return math.inf, math.inf
+    return float(np.abs(a - b).max()), float(np.linalg.norm(a[:-1, -1] - b[:-1, -1]))
+
+
+def _check_affine(
+    mask: Any, reference: NdarrayOrTensor, tol: float, where: str, filename: Any, reference_name: str | None
+) -> None:
+    if not isinstance(mask, MetaTensor) or str(filename).lower().endswith(_NO_GEOMETRY_SUFFIXES):
+        return
+    diff, origin = affine_offset(mask.affine, reference)
+    if not diff <= tol:
+        image = f" ({reference_name})" if reference_name else ""
+        raise ValueError(
+            f"{where} is not on the image's grid{image}: its affine differs by up to {diff:.4g} (tolerance {tol:g}; "
+            f"origins {origin:.4g} mm apart); rater masks must share the image's voxel grid."
+        )
 
 
 class MapStructures(Transform):
@@ -111,7 +167,22 @@ class LoadRaters(Transform):
     Every file is read with MONAI's :class:`~monai.transforms.LoadImage` (``ensure_channel_first=True``, float32),
     so any format MONAI reads works and the axis order is the one ``LoadImage(d)`` gives the image with the same
     ``reader``. A multi-channel mask file (e.g. a grey mask saved as RGB) is accepted only when all its channels
-    are identical; the first is used. All checks run before anything is returned.
+    are identical; the first is used. All checks run before anything is returned; every error names the case and the
+    file.
+
+    Checks, per rater file:
+
+    - **readable**: a truncated / corrupt file raises ``ValueError`` naming it (MONAI's readers do not).
+    - **finite**: a NaN or Inf voxel is refused.
+    - **integer label values, any dtype**: a mask is a map of label values. The file's dtype does not matter (uint8,
+      int16 and float32 masks of one case may be mixed: the values are compared, not the dtypes), but a
+      non-integer value (e.g. a soft / probabilistic float mask holding 0.5) is REFUSED, not binarised: what 0.5
+      means (a fused soft label? a resampling artefact?) cannot be known here, and thresholding it would silently
+      change the rater's annotation. Binarise such masks explicitly before writing the data set.
+    - values inside the structure mapping (see :class:`MapStructures`).
+    - **geometry**: with ``reference_affine`` (the image's affine), the rater's affine must equal it within
+      ``affine_tol`` on every entry (mm for the translation); 2D formats without geometry (PNG, JPEG, BMP, TIFF read
+      by PIL) are skipped.
 
     Args:
         structures: structure mapping, see :class:`MapStructures`.
@@ -136,6 +207,9 @@ class LoadRaters(Transform):
         filenames: Sequence[PathLike] | PathLike,
         spatial_shape: Sequence[int] | None = None,
         case_id: str | None = None,
+        reference_affine: NdarrayOrTensor | None = None,
+        reference_name: str | None = None,
+        affine_tol: float = 1e-3,
     ) -> MetaTensor:
         """
         Args:
@@ -143,14 +217,18 @@ class LoadRaters(Transform):
             spatial_shape: expected spatial shape ``S`` (e.g. ``image.shape[1:]``); ``None`` requires only that all
                 raters agree with the first.
             case_id: case identifier quoted in error messages.
+            reference_affine: the image's affine (``(4, 4)`` for 3D); ``None`` skips the geometry check.
+            reference_name: the image file named in a geometry error.
+            affine_tol: largest allowed absolute difference of any affine entry (mm for the translation).
 
         Returns:
             ``(R, L, *S)`` MetaTensor carrying the first rater's meta (affine, filename).
 
         Raises:
             FileNotFoundError: a rater file does not exist.
-            ValueError: no rater, spatial shape mismatch, multi-channel mask with differing channels, or mask values
-                outside the structure mapping. Messages name the case and the file.
+            ValueError: no rater, an unreadable file, non-finite or non-integer values, spatial shape or affine
+                mismatch, multi-channel mask with differing channels, or mask values outside the structure mapping.
+                Messages name the case and the file.
         """
         case = f"case {case_id!r}: " if case_id is not None else ""
         if isinstance(filenames, (str, os.PathLike)):
@@ -166,7 +244,15 @@ class LoadRaters(Transform):
         expected = None if spatial_shape is None else tuple(int(s) for s in spatial_shape)
         mapped = []
         for f in files:
-            mask = self.loader(f)  # (C, *S)
+            try:
+                mask = self.loader(f)  # (C, *S)
+            except Exception as e:  # truncated gzip, EOF, unknown format: MONAI's messages do not name the file
+                raise ValueError(
+                    f"{case}cannot read rater file {f}: truncated or not a valid image ({type(e).__name__}: {e})."
+                ) from e
+            _check_label_values(mask, f"{case}rater file {f}")
+            if reference_affine is not None:
+                _check_affine(mask, reference_affine, affine_tol, f"{case}rater file {f}", f, reference_name)
             shape = tuple(mask.shape[1:])
             if expected is None:
                 expected = shape

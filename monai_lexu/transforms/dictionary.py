@@ -17,13 +17,15 @@ Sample contract: ``"image"`` ``(C, *S)``; ``"raters"`` ``(R, L, *S)`` binary flo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from monai.config import DtypeLike, KeysCollection
-from monai.transforms import InvertibleTransform, MapTransform, Randomizable
+from monai.data import MetaTensor
+from monai.transforms import InvertibleTransform, LoadImage, LoadImaged, MapTransform, Randomizable
 from monai.transforms.inverse import TraceKeys
 from monai.utils import ensure_tuple_rep
 
@@ -41,6 +43,8 @@ from monai_lexu.transforms.array import (
 )
 
 __all__ = [
+    "CheckFinited",
+    "CheckedLoadImaged",
     "MapStructuresd",
     "LoadRatersd",
     "RaterStatsd",
@@ -59,6 +63,165 @@ def _case_prefix(d: Mapping, id_key: str | None) -> str | None:
     if id_key is None or id_key not in d:
         return None
     return str(d[id_key])
+
+
+def _source_name(img: Any, d: Mapping, key: Hashable) -> str | None:
+    """The file a loaded value came from: the MetaTensor's ``filename_or_obj``, else ``<key>_meta_dict``'s."""
+    name = None
+    if isinstance(img, MetaTensor):
+        name = img.meta.get("filename_or_obj")
+    meta = d.get(f"{key}_meta_dict")
+    if not name and isinstance(meta, Mapping):
+        name = meta.get("filename_or_obj")
+    return str(name) if name else None
+
+
+def _non_finite_message(img: Any, files: Sequence[str] | None) -> str | None:
+    """``None`` if ``img`` is finite, else a description naming the channels / files with NaN or Inf voxels."""
+    t = img if isinstance(img, torch.Tensor) else torch.as_tensor(np.asarray(img))
+    if not t.is_floating_point():
+        return None
+    finite = torch.isfinite(t)
+    if bool(finite.all()):
+        return None
+    nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    counts = f"{nan} NaN and {inf} Inf voxel(s)"
+    if t.ndim >= 2:
+        bad_channels = [c for c in range(t.shape[0]) if not bool(finite[c].all())]
+        if files is not None and len(files) == t.shape[0]:
+            return f"{', '.join(str(files[c]) for c in bad_channels)}: {counts}"
+        return f"channel(s) {bad_channels}: {counts}"
+    return counts
+
+
+class CheckFinited(MapTransform):
+    """Refuse loaded images with NaN or Inf voxels, naming the case and the file.
+
+    Runs right after a loader (e.g. ``LoadImaged``): one NaN voxel spreads through resampling and normalisation
+    and turns a whole loss NaN, so a non-finite input is an error, never passed on. The file is the MetaTensor's
+    ``filename_or_obj`` (else the ``<key>_meta_dict``'s); the non-finite channels are named too. Integer tensors
+    pass unchecked (always finite).
+
+    Args:
+        keys: keys of the loaded images ``(C, *S)``.
+        id_key: key of the case id quoted in the error.
+        allow_missing_keys: don't raise if a key is missing.
+
+    Raises:
+        ValueError: naming the case, the key, the file and the channels holding NaN / Inf.
+    """
+
+    def __init__(self, keys: KeysCollection, id_key: str | None = "id", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.id_key = id_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        case_id = _case_prefix(d, self.id_key)
+        case = f"case {case_id!r}: " if case_id is not None else ""
+        for key in self.key_iterator(d):
+            problem = _non_finite_message(d[key], None)
+            if problem is not None:
+                source = _source_name(d[key], d, key)
+                raise ValueError(
+                    f"{case}{key!r} loaded from {source or 'an unnamed source'} is not finite ({problem}); fix or "
+                    "remove the file."
+                )
+        return d
+
+
+class CheckedLoadImaged(LoadImaged):
+    """MONAI's ``LoadImaged`` whose failures name the case and the file, plus a finiteness check.
+
+    Same arguments as :class:`monai.transforms.LoadImaged` (the bundles use ``ensure_channel_first=True,
+    image_only=True``), and:
+
+    - a read error (truncated ``.nii.gz``, unknown format) is re-raised as ``ValueError`` naming the case and the
+      file; when a key lists several files (one per channel, e.g. ``[CT, PET]``) that cannot be stacked (a 4D CT
+      next to a 3D PET), each file is read alone to name the one that fails or the files' shapes;
+    - with ``check_finite`` (default) a loaded float image holding NaN or Inf is refused; with one file per channel
+      the file is named (else the channels), see :class:`CheckFinited`;
+    - with ``spatial_dims`` the loaded ``(C, *S)`` image must have exactly that many spatial dimensions.
+
+    Args:
+        keys: keys of the image paths.
+        args: positional arguments of ``LoadImaged`` after ``keys``.
+        check_finite: refuse NaN / Inf voxels.
+        spatial_dims: required number of spatial dimensions (``None``: not checked).
+        id_key: key of the case id quoted in errors.
+        kwargs: keyword arguments of ``LoadImaged``.
+
+    Raises:
+        FileNotFoundError: a file does not exist (MONAI's message, which names it).
+        ValueError: naming the case and the file, for unreadable, unstackable, non-finite or wrongly shaped images.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        *args: Any,
+        check_finite: bool = True,
+        spatial_dims: int | None = None,
+        id_key: str | None = "id",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(keys, *args, **kwargs)
+        self.check_finite = check_finite
+        self.spatial_dims = spatial_dims
+        self.id_key = id_key
+
+    def _diagnose(self, files: Any, error: Exception, case: str) -> str:
+        listed = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        if len(listed) == 1:
+            return f"{case}cannot read {listed[0]}: truncated or not a valid image ({type(error).__name__}: {error})"
+        single = LoadImage(image_only=True)
+        shapes = []
+        for f in listed:
+            try:
+                shapes.append((f, tuple(single(f).shape)))
+            except Exception as e:
+                return f"{case}cannot read {f}: truncated or not a valid image ({type(e).__name__}: {e})"
+        shown = ", ".join(f"{f} {shape}" for f, shape in shapes)
+        return (
+            f"{case}cannot stack the image files {shown} into one channel-first image ({type(error).__name__}: "
+            f"{error}); each file must be one volume on the same grid."
+        )
+
+    def __call__(self, data: Mapping[Hashable, Any], reader: Any = None) -> dict[Hashable, Any]:
+        d = dict(data)
+        case_id = _case_prefix(d, self.id_key)
+        case = f"case {case_id!r}: " if case_id is not None else ""
+        sources = {key: d[key] for key in self.key_iterator(d)}
+        try:
+            out = super().__call__(d, reader)
+        except FileNotFoundError:
+            raise
+        except Exception as e:
+            for files in sources.values():
+                if not isinstance(files, (str, os.PathLike, Sequence)):
+                    continue
+                try:
+                    self._loader(files, reader)
+                except FileNotFoundError:
+                    raise
+                except Exception as inner:
+                    raise ValueError(self._diagnose(files, inner, case)) from e
+            raise
+        for key, files in sources.items():
+            img = out[key]
+            listed = [str(files)] if isinstance(files, (str, os.PathLike)) else [str(f) for f in files]
+            if self.spatial_dims is not None and len(img.shape) != self.spatial_dims + 1:
+                raise ValueError(
+                    f"{case}{key!r} loaded from {', '.join(listed)} has shape {tuple(img.shape)}; expected a "
+                    f"channel-first image with {self.spatial_dims} spatial dimensions (a 4D file?)."
+                )
+            if self.check_finite:
+                problem = _non_finite_message(img, listed if len(listed) > 1 else None)
+                if problem is not None:
+                    named = len(listed) > 1 and img.shape[0] == len(listed)
+                    where = problem if named else f"{', '.join(listed)}: {problem}"
+                    raise ValueError(f"{case}{key!r} is not finite: {where}; fix or remove the file.")
+        return out
 
 
 class MapStructuresd(MapTransform):
@@ -101,6 +264,12 @@ class LoadRatersd(MapTransform):
     meta (affine, ``filename_or_obj``); the image key is left as MONAI wrote it. Errors name the case id (from
     ``id_key``) and the file; nothing is written to the output dict when any rater fails.
 
+    Per rater file (see :class:`~monai_lexu.transforms.LoadRaters`): readable, finite, integer label values of any
+    dtype (a float mask holding 0.5 is refused, not binarised), values in the mapping, the image's spatial shape,
+    and, for files with geometry (NIfTI, ...), the image's affine within ``affine_tol`` (max absolute entry
+    difference; mm for the translation): a mask shifted by 10 mm is an error naming the mask, the image and the
+    offset. 2D PNG / JPEG masks carry no geometry and skip the affine check.
+
     Args:
         keys: keys holding the list of rater file paths (datalist ``"raters"``).
         structures: ordered mapping ``name -> "nonzero" | list of mask values``, e.g. ``{"disc": "nonzero",
@@ -111,11 +280,13 @@ class LoadRatersd(MapTransform):
         reader: passed to ``LoadImage``; use the image's reader when it was not the default.
         dtype: output dtype of the rater masks.
         id_key: key of the case id quoted in error messages.
+        affine_tol: tolerance of the rater / image affine comparison; ``None`` skips it.
         allow_missing_keys: don't raise if a key is missing.
 
     Raises:
         FileNotFoundError: a rater file does not exist.
-        ValueError: zero raters, a spatial shape mismatch, mask values outside the mapping, image not loaded yet.
+        ValueError: zero raters, an unreadable file, NaN / Inf or non-integer values, a spatial shape or affine
+            mismatch, mask values outside the mapping, image not loaded yet.
     """
 
     def __init__(
@@ -127,6 +298,7 @@ class LoadRatersd(MapTransform):
         reader: Any = None,
         dtype: DtypeLike | torch.dtype = np.float32,
         id_key: str | None = "id",
+        affine_tol: float | None = 1e-3,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -136,12 +308,15 @@ class LoadRatersd(MapTransform):
         self.image_key = image_key
         self.valid_key = ensure_tuple_rep(valid_key, len(self.keys))
         self.id_key = id_key
+        self.affine_tol = affine_tol
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         case_id = _case_prefix(d, self.id_key)
         case = f"case {case_id!r}: " if case_id is not None else ""
         spatial_shape = None
+        reference = None
+        reference_name = None
         if self.image_key is not None:
             if self.image_key not in d:
                 raise ValueError(f"{case}image key {self.image_key!r} not found; run LoadImaged before LoadRatersd.")
@@ -152,9 +327,19 @@ class LoadRatersd(MapTransform):
                     f"{type(img).__name__}; run LoadImaged(keys={self.image_key!r}, ensure_channel_first=True) first."
                 )
             spatial_shape = tuple(img.shape[1:])
+            if self.affine_tol is not None and isinstance(img, MetaTensor):
+                reference = img.affine
+                reference_name = _source_name(img, d, self.image_key)
         out: dict[Hashable, Any] = {}
         for key, valid_key in self.key_iterator(d, self.valid_key):
-            raters = self.loader(d[key], spatial_shape=spatial_shape, case_id=case_id)
+            raters = self.loader(
+                d[key],
+                spatial_shape=spatial_shape,
+                case_id=case_id,
+                reference_affine=reference,
+                reference_name=reference_name,
+                affine_tol=1e-3 if self.affine_tol is None else self.affine_tol,
+            )
             out[key] = raters
             out[valid_key] = torch.ones(raters.shape[0], dtype=torch.bool)
         d.update(out)
