@@ -569,8 +569,9 @@ def hecktor_preprocessing(
 
     Steps:
 
-    1. ``LoadImaged`` (CT, PET, the ``label_keys``; ``image_only``) and ``EnsureChannelFirstd`` (skipped with
-       ``load=False`` when the dict already holds channel-first MetaTensors).
+    1. :class:`~monai_lexu.transforms.CheckedLoadImaged` (MONAI's ``LoadImaged`` whose read errors name the file;
+       CT, PET, the ``label_keys``; ``image_only``; a NaN / Inf voxel is an error naming the file) and
+       ``EnsureChannelFirstd`` (skipped with ``load=False`` when the dict already holds channel-first MetaTensors).
     2. ``EnsureTyped`` to ``device`` (only if ``device`` is given) so that resampling runs there.
     3. ``Orientationd(axcodes="RAS")`` on all keys (the crop needs the head at high z).
     4. ``Spacingd`` of the CT (bilinear) and labels (nearest) to ``recipe.spacing`` mm.
@@ -603,18 +604,20 @@ def hecktor_preprocessing(
         maps a prediction on the preprocessed grid back to the original CT grid).
 
     Raises:
-        ValueError: on duplicate keys, or ``normalize`` without ``image_key``.
+        ValueError: on duplicate keys, or ``normalize`` without ``image_key``; when run, on an unreadable or
+            non-finite file (named).
         TypeError: if ``recipe`` is not a :class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe`.
     """
     from monai.transforms import (
         ConcatItemsd,
         EnsureChannelFirstd,
         EnsureTyped,
-        LoadImaged,
         Orientationd,
         ResampleToMatchd,
         Spacingd,
     )
+
+    from monai_lexu.transforms import CheckedLoadImaged
 
     recipe = default_recipe() if recipe is None else recipe
     if not isinstance(recipe, HecktorRecipe):
@@ -627,7 +630,7 @@ def hecktor_preprocessing(
         raise ValueError("hecktor_preprocessing: normalize=True needs image_key (it normalises the CT/PET image).")
     xforms: list[Any] = []
     if load:
-        xforms += [LoadImaged(keys=all_keys, image_only=True), EnsureChannelFirstd(keys=all_keys)]
+        xforms += [CheckedLoadImaged(keys=all_keys, image_only=True), EnsureChannelFirstd(keys=all_keys)]
     if device is not None:
         xforms.append(EnsureTyped(keys=all_keys, device=torch.device(device), track_meta=True))
     xforms += [
