@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.utils import load_checkpoint, state_dict_mismatch
+
 __all__ = [
     "SCHEMA_FILE",
     "SCHEMA_MD5",
@@ -273,38 +275,6 @@ def validate_metadata(metadata: Mapping[str, Any] | str | os.PathLike, schema: s
     return dict(metadata)
 
 
-def _load_state_dict(ckpt: Path) -> dict:
-    """A plain state dict from ``ckpt`` (also accepts MONAI's ``{"model": state_dict}`` checkpoints)."""
-    import torch
-
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot load the weights file {ckpt}: {e}") from e
-    if isinstance(state, Mapping) and set(state) == {"model"} and isinstance(state["model"], Mapping):
-        state = state["model"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"the weights file {ckpt} does not hold a state dict (got {type(state).__name__})")
-    return dict(state)
-
-
-def _state_dict_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any], show: int = 3) -> str:
-    """A short description of how ``found`` differs from ``expected`` (keys and shapes); ``""`` when they match."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    shapes = [
-        f"{k} {tuple(found[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in found and tuple(found[k].shape) != tuple(v.shape)
-    ]
-    parts = []
-    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
-        if items:
-            more = f", ... ({len(items) - show} more)" if len(items) > show else ""
-            parts.append(f"{len(items)} {label} ({', '.join(items[:show])}{more})")
-    return "; ".join(parts)
-
-
 def check_weights(
     bundle_dir: str | os.PathLike,
     ckpt: str | os.PathLike = "models/model.pt",
@@ -354,8 +324,8 @@ def check_weights(
         net = parser.get_parsed_content(net_id, instantiate=True)
     except Exception as e:
         raise ValueError(f"cannot build '{net_id}' from {', '.join(str(f) for f in files)}: {e}") from e
-    state = _load_state_dict(ckpt_path)
-    problems = _state_dict_mismatch(net.state_dict(), state)
+    state = load_checkpoint(ckpt_path)
+    problems = state_dict_mismatch(net.state_dict(), state)
     if problems:
         used = ", ".join(str(f.relative_to(bundle) if f.is_relative_to(bundle) else f) for f in files)
         raise ValueError(
@@ -587,7 +557,7 @@ def _network_fits(bundle: Path, inference: bytes, ckpt: Path, net_id: str = "net
         net = parser.get_parsed_content(net_id, instantiate=True)
     except Exception as e:
         return f"cannot build '{net_id}': {e}"
-    return _state_dict_mismatch(net.state_dict(), _load_state_dict(ckpt))
+    return state_dict_mismatch(net.state_dict(), load_checkpoint(ckpt))
 
 
 def write_deterministic_zip(path: str | os.PathLike, members: Mapping[str, bytes | Path]) -> list[str]:

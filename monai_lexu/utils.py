@@ -1,4 +1,4 @@
-"""Small helpers shared by the bundles' configs: bundle location and device choice."""
+"""Small helpers shared by the bundles' configs: bundle location, device choice and the checkpoint check."""
 
 from __future__ import annotations
 
@@ -6,9 +6,18 @@ import ast
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["find_bundle_root", "default_device", "get_logger"]
+__all__ = [
+    "find_bundle_root",
+    "default_device",
+    "get_logger",
+    "load_checkpoint",
+    "state_dict_mismatch",
+    "check_checkpoint",
+]
 
 
 def get_logger() -> logging.Logger:
@@ -115,3 +124,116 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_checkpoint(path: str | os.PathLike, key: str = "model") -> dict:
+    """The state dict in the checkpoint file ``path``, read with ``torch.load(weights_only=True)`` on the CPU.
+
+    Accepts what MONAI's ``CheckpointLoader`` with ``load_dict={key: network}`` accepts: a plain state dict
+    ``{name: tensor}``, or a checkpoint dict holding it under ``key`` (e.g. ``{"model": ..., "optimizer": ...}``).
+
+    Args:
+        path: the checkpoint file.
+        key: the key of the network's state dict in a checkpoint dict.
+
+    Returns:
+        ``{parameter or buffer name: tensor}``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist (the message names it).
+        ValueError: the file cannot be read (truncated, corrupt, not a PyTorch file, or a pickle that is not plain
+            weights) or does not hold a state dict; the message names the file, two lines at most.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path}\n  train the bundle first (docs/README.md) or set --ckpt_dir to the folder "
+            "that holds it"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(
+            f"cannot read the checkpoint {path} ({path.stat().st_size} bytes): {type(e).__name__}: {first}\n  the "
+            "file is truncated, corrupt or not a PyTorch weights file; copy or train it again"
+        ) from e
+    if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
+        state = state[key]
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(
+            f"the checkpoint {path} does not hold a state dict (got {_describe(state)})\n  expected {{name: tensor}} "
+            f"or {{{key!r}: {{name: tensor}}, ...}} as the bundle's training saves it"
+        )
+    return dict(state)
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Mapping):
+        kinds = sorted({type(v).__name__ for v in obj.values()})
+        return f"a dict of {len(obj)} entries of type {', '.join(kinds)}" if obj else "an empty dict"
+    return type(obj).__name__
+
+
+def state_dict_mismatch(expected: Mapping[str, Any], found: Mapping[str, Any], show: int = 3) -> str:
+    """How the state dict ``found`` differs from ``expected`` (missing/unexpected keys, shapes); ``""`` when they
+    match. At most ``show`` examples per kind, e.g. ``"2 shape mismatches (head.weight (8, 16) vs (4, 16), ...)"``
+    (found vs expected)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shapes = [
+        f"{k} {tuple(found[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in found and tuple(found[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f", ... ({len(items) - show} more)" if len(items) > show else ""
+            parts.append(f"{len(items)} {label} ({', '.join(items[:show])}{more})")
+    return "; ".join(parts)
+
+
+def check_checkpoint(path: str | os.PathLike, network: Any = None, key: str = "model") -> str:
+    """Check a checkpoint before MONAI's ``CheckpointLoader`` loads it; return ``path`` for its ``load_path``.
+
+    The bundles' inference and evaluation configs call it as the loader's path,
+    ``"load_path": "$monai_lexu.utils.check_checkpoint(@ckpt_dir + '/model.pt', @network)"``, so a missing, truncated
+    or corrupt file, a file that holds no state dict, one with non-finite weights, or weights that do not fit the
+    network stop the run before any input is read or output written, with a two-line error naming the file (MONAI's
+    loader alone raises a bare ``FileNotFoundError`` or unpickling error at the first iteration).
+
+    Args:
+        path: the checkpoint file.
+        network: the network the weights are for (a DDP/DataParallel wrapper is unwrapped); ``None`` skips the fit.
+        key: the key of the network's state dict in a checkpoint dict (the ``load_dict`` key of the loader).
+
+    Returns:
+        ``str(path)``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unreadable file, no state dict, non-finite weights, or weights that do not fit ``network``.
+    """
+    import torch
+
+    state = load_checkpoint(path, key)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f", ... ({len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ValueError(
+            f"the checkpoint {path} holds non-finite weights in {len(bad)} tensors ({', '.join(bad[:3])}{more})\n  "
+            "the training that saved it diverged; train again or use an earlier checkpoint"
+        )
+    if network is not None:
+        wrapped = isinstance(network, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel))
+        net = network.module if wrapped else network
+        problems = state_dict_mismatch(net.state_dict(), state)
+        if problems:
+            raise ValueError(
+                f"the checkpoint {path} does not fit the network {type(net).__name__}: {problems}\n  run with the "
+                "overrides it was trained with (e.g. configs/cpu_small.json for the CPU recipe, the same --features)"
+            )
+    return str(path)

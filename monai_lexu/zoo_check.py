@@ -709,7 +709,7 @@ def check_torchscript(target: Target, scratch: Path) -> str:
     import torch
     from monai.bundle import ConfigParser, ckpt_export
 
-    from monai_lexu.share import _load_state_dict
+    from monai_lexu.utils import load_checkpoint
 
     ckpt = target.bundle / "models" / "model.pt"
     if not ckpt.is_file():
@@ -734,7 +734,7 @@ def check_torchscript(target: Target, scratch: Path) -> str:
     parser.read_meta(str(meta_file))
     parser["bundle_root"] = str(target.bundle)
     eager = parser.get_parsed_content("network_def")
-    eager.load_state_dict(_load_state_dict(ckpt))
+    eager.load_state_dict(load_checkpoint(ckpt))
     eager.eval()
     spec = next(iter(parser["_meta_#network_data_format#inputs"].values()))
     x = torch.rand(1, int(spec["num_channels"]), *_fake_spatial_shape(spec["spatial_shape"]))

@@ -140,7 +140,7 @@ class BundleChecks:
             **overrides,
         )
         scripted = torch.jit.load(str(filepath)).eval()
-        eager.load_state_dict(torch.load(ckpt, map_location="cpu"))
+        eager.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
         eager.eval()
         x = torch.rand(*input_shape)
         with torch.no_grad():
@@ -402,7 +402,9 @@ class BundleChecks:
             # ignite caches the distributed context it saw: re-detect it (serial now), or later tests in this worker
             # would still see a process group (MONAI's Cumulative metrics and CheckpointSaver then fail)
             idist.sync()
-        return trainer.network.module, torch.load(tmp_path / "models" / "model.pt", map_location="cpu")
+        return trainer.network.module, torch.load(
+            tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True
+        )
 
 
 @pytest.fixture(scope="session")

@@ -60,8 +60,8 @@ def trained(tmp_path_factory, bundle_checks):
 
 
 def test_checkpoint_holds_five_different_trained_members(trained):
-    fold_model = torch.load(trained / "models" / "model_fold0.pt", map_location="cpu")
-    last = torch.load(trained / "models" / "model.pt", map_location="cpu")
+    fold_model = torch.load(trained / "models" / "model_fold0.pt", map_location="cpu", weights_only=True)
+    last = torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert fold_model.keys() == last.keys() and all(torch.equal(fold_model[k], last[k]) for k in last)
     assert {k.split(".")[1] for k in fold_model} == {str(m) for m in range(NUM_MEMBERS)}
     per_member = [
@@ -84,7 +84,7 @@ def test_evaluation_uncertainty_is_the_variance_over_members(trained, bundle_che
     assert parser.get_parsed_content("num_heads") == NUM_MEMBERS
 
     ensemble = _eager_ensemble()
-    ensemble.load_state_dict(torch.load(trained / "models" / "model_fold0.pt", map_location="cpu"))
+    ensemble.load_state_dict(torch.load(trained / "models" / "model_fold0.pt", map_location="cpu", weights_only=True))
     members = ensemble.members
     patch = json.loads(Path(CPU).read_text())["patch_size"]
 

@@ -64,7 +64,7 @@ def trained(tmp_path_factory, bundle_checks):
 def test_checkpoint_holds_five_different_members(trained):
     datalist = json.loads((trained / "data" / "datalist.json").read_text())
     assert [len(datalist[s]) for s in ("training", "validation", "test")] == [8, 2, 4]
-    state = torch.load(trained / "models" / "model.pt", map_location="cpu")
+    state = torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert sorted({k.split(".")[1] for k in state}) == ["0", "1", "2", "3", "4"]
     # every member is a complete single-head U-Net (same keys), and no two members have the same weights
     keys = [sorted(k.split(".", 2)[2] for k in state if k.startswith(f"members.{m}.")) for m in range(5)]
@@ -117,7 +117,7 @@ def test_evaluate_uncertainty_is_the_variance_over_members(trained, bundle_check
     # recompute one image's maps member by member: mean and unbiased variance of the 5 members' sigmoids
     case = np.load(maps[0])
     net = _ensemble()
-    net.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu"))
+    net.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True))
     x = torch.from_numpy(case["image"])[None]
     assert x.shape == (1, 3, SIZE, SIZE)
     with torch.no_grad():

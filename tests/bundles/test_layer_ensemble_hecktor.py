@@ -59,8 +59,8 @@ def trained(tmp_path_factory, bundle_checks):
 def test_train_saves_fold_models_with_encoder_and_decoder_heads(trained):
     datalist = json.loads((trained / "data" / "datalist.json").read_text())
     assert sorted(c["fold"] for c in datalist["training"]) == [0, 1, 2]
-    fold_model = torch.load(trained / "models" / "model_fold0.pt", map_location="cpu")
-    last = torch.load(trained / "models" / "model.pt", map_location="cpu")
+    fold_model = torch.load(trained / "models" / "model_fold0.pt", map_location="cpu", weights_only=True)
+    last = torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True)
     # one 1x1 head per encoder level (4, 8, 16 channels) then per decoder stage (8, 4 channels), 2 structures each
     head_inputs = [fold_model[f"heads.{k}.weight"].shape[1] for k in range(NUM_HEADS)]
     assert head_inputs == [4, 8, 16, 8, 4] and f"heads.{NUM_HEADS}.weight" not in fold_model
@@ -75,7 +75,7 @@ def test_evaluation_uncertainty_uses_only_the_kept_heads(trained, bundle_checks)
     assert inferer.skip_first == NUM_HEADS - 4  # uncertainty from the 4 heads nearest the output
 
     net = _eager_network()
-    net.load_state_dict(torch.load(trained / "models" / "model_fold0.pt", map_location="cpu"))
+    net.load_state_dict(torch.load(trained / "models" / "model_fold0.pt", map_location="cpu", weights_only=True))
     patch = json.loads(Path(CPU).read_text())["patch_size"]
 
     def window_stats(x: torch.Tensor) -> torch.Tensor:  # per window: sigmoid of every head -> (all, kept) mean/var

@@ -56,7 +56,7 @@ def trained(tmp_path_factory, bundle_checks):
 def test_train_builds_synthetic_data_and_saves_all_encoder_and_decoder_heads(trained):
     datalist = json.loads((trained / "data" / "datalist.json").read_text())
     assert [len(datalist[s]) for s in ("training", "validation", "test")] == [8, 2, 4]
-    state = torch.load(trained / "models" / "model.pt", map_location="cpu")
+    state = torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True)
     heads = sorted({k.split(".")[1] for k in state if k.startswith("heads.")}, key=int)
     assert heads == [str(k) for k in range(7)]
     # encoder heads see the encoder levels (8, 16, 32, 64 channels), decoder heads the decoder stages (32, 16, 8)
@@ -106,7 +106,7 @@ def test_evaluate_uses_only_the_kept_heads(trained, bundle_checks):
     # recompute one image's maps from the checkpoint: mean/variance of the sigmoids of the last 4 of 7 heads
     case = np.load(maps[0])
     net = _network()
-    net.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu"))
+    net.load_state_dict(torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True))
     with torch.no_grad():
         logits = net(torch.from_numpy(case["image"])[None])
     kept = heads_to_prob_unc(logits, 7, skip_first=3)[0]

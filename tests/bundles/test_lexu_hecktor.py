@@ -52,7 +52,7 @@ def test_train_builds_the_synthetic_set_and_saves_fold_models(trained):
     assert all(2 <= len(c["raters"]) <= 4 and len(c["image"]) == 2 for c in cases)
     assert (trained / "data" / "summary.csv").is_file()
     for name in ("model.pt", "model_fold0.pt"):
-        state = torch.load(trained / "models" / name, map_location="cpu")
+        state = torch.load(trained / "models" / name, map_location="cpu", weights_only=True)
         assert any(k.startswith("heads.") for k in state)
 
 
@@ -112,7 +112,7 @@ def test_multi_gpu_train_with_torchrun_gloo(trained, tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 0 of 2 (gloo)" in proc.stdout + proc.stderr and "rank 1 of 2 (gloo)" in proc.stdout + proc.stderr
-    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu")
+    state = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state)  # saved unwrapped from DistributedDataParallel
 
 

@@ -46,7 +46,7 @@ def test_train_builds_synthetic_data_and_saves_the_model(trained):
     assert [len(datalist[s]) for s in ("training", "validation", "test")] == [8, 2, 4]
     assert (data / "raw" / "Glaucoma_multirater_Magrabia.csv").is_file()
     assert all(len(case["raters"]) == 6 for case in datalist["test"])
-    state = torch.load(trained / "models" / "model.pt", map_location="cpu")
+    state = torch.load(trained / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert any(k.startswith("heads.") for k in state)
 
 

@@ -84,7 +84,7 @@ def test_train_generates_the_set_and_keeps_one_model_per_run(root):
     assert len(case["raters"]) == 5 and case["ground_truth"].endswith("_gt.png")
     assert (data / "datalist_perturbed.json").is_file()
     states = {
-        f: torch.load(root / "models" / f"{f}_unperturbed" / "model.pt", map_location="cpu")
+        f: torch.load(root / "models" / f"{f}_unperturbed" / "model.pt", map_location="cpu", weights_only=True)
         for f in ("random", "union")
     }
     assert set(states["random"]) == set(states["union"])
@@ -195,7 +195,9 @@ def test_evaluation_loads_the_true_mask_as_a_binary_structure_channel(root):
 def test_mc_dropout_samples_differ_with_batch_norm_in_eval_mode(root):
     parser = _parser([TRAIN, EVALUATE], **_overrides(root, mc_samples=4))
     network = parser.get_parsed_content("network")
-    network.load_state_dict(torch.load(root / "models" / "random_unperturbed" / "model.pt", map_location="cpu"))
+    network.load_state_dict(
+        torch.load(root / "models" / "random_unperturbed" / "model.pt", map_location="cpu", weights_only=True)
+    )
     network.eval()
     inferer = parser.get_parsed_content("validate#inferer")
     image = parser.get_parsed_content("validate#dataset")[0]["image"][None]
