@@ -35,12 +35,22 @@ Keys of a case (one dict in a section):
 
 Paths are written with ``/`` separators, relative to the directory of the JSON file, so that a data set directory
 can be moved as a whole. :func:`load_multirater_datalist` returns absolute paths.
+
+Rules checked by both the writer and the reader (errors name the file, the section and the case):
+
+- ids are unique across ALL sections (the same id in training and validation would leak a case into its own
+  validation); a duplicate names both entries (section and index).
+- a relative path must stay inside the datalist's folder (``../`` that leaves it is refused: a datalist shared with
+  a data set must not reach files outside it); absolute paths are allowed and the writer keeps files outside the
+  folder absolute.
+- the file is written atomically (a temporary file renamed over the old one).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,11 +114,54 @@ def _validate_case(case: Any, index: int, section: str, source: str) -> None:
         raise ValueError(f"{source}: section {section!r}, {label}: 'ground_truth' must be a path.")
 
 
+def _escapes(relative: str | os.PathLike) -> bool:
+    """Whether a relative path leaves its base folder (``..`` components that climb above it)."""
+    parts = Path(os.path.normpath(Path(relative))).parts
+    return bool(parts) and parts[0] == ".."
+
+
+def _check_inside(path: str | os.PathLike, source: str, section: str, label: str, what: str) -> None:
+    if not Path(path).is_absolute() and _escapes(path):
+        raise ValueError(
+            f"{source}: section {section!r}, {label}: the {what} path {str(path)!r} leaves the datalist's folder "
+            "(relative paths must stay inside it; use an absolute path for files elsewhere)."
+        )
+
+
+def _case_paths(case: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """``(what, path)`` of every path of a (validated) case."""
+    image = case["image"]
+    images = [image] if isinstance(image, (str, os.PathLike)) else list(image)
+    out = [("image", p) for p in images] + [(f"rater {r + 1}", p) for r, p in enumerate(case["raters"])]
+    if "ground_truth" in case:
+        out.append(("ground_truth", case["ground_truth"]))
+    return out
+
+
+def _check_unique_ids(data: Mapping[str, Any], sections: Sequence[str], source: str) -> None:
+    """Raise ValueError naming both entries if an id occurs twice anywhere in ``sections``."""
+    seen: dict[str, tuple[str, int]] = {}
+    for section in sections:
+        for index, case in enumerate(data[section]):
+            if not isinstance(case, Mapping) or not isinstance(case.get("id"), str):
+                continue  # reported by _validate_case
+            cid = case["id"]
+            if cid in seen:
+                first = seen[cid]
+                raise ValueError(
+                    f"{source}: case id {cid!r} appears twice: section {first[0]!r} index {first[1]} and section "
+                    f"{section!r} index {index}; ids must be unique across all sections."
+                )
+            seen[cid] = (section, index)
+
+
 def _to_relative(path: str | os.PathLike, base: Path) -> str:
-    """Absolute paths become relative to ``base``; relative ones are taken as already relative to ``base``."""
+    """Absolute paths inside ``base`` become relative to it (outside it they stay absolute); relative ones are taken
+    as already relative to ``base``."""
     p = Path(path)
     if p.is_absolute():
-        p = Path(os.path.relpath(p, base))
+        rel = Path(os.path.relpath(p, base))
+        p = p if _escapes(rel) else rel
     return p.as_posix()
 
 
@@ -122,9 +175,10 @@ def write_multirater_datalist(
 ) -> Path:
     """Write a multi-rater datalist JSON file (format in the module docstring).
 
-    Absolute paths in the cases are stored relative to the directory of ``path``; relative paths are taken as
-    already relative to that directory and stored unchanged. File existence is not checked here (it is checked by
-    :func:`load_multirater_datalist`).
+    Absolute paths in the cases are stored relative to the directory of ``path`` when they lie inside it (else they
+    stay absolute); relative paths are taken as already relative to that directory and stored unchanged (one that
+    leaves the directory with ``..`` is refused). File existence is not checked here (it is checked by
+    :func:`load_multirater_datalist`). The file is written atomically.
 
     Args:
         path: the JSON file to write; parent directories are created.
@@ -138,8 +192,9 @@ def write_multirater_datalist(
         the path of the written file.
 
     Raises:
-        ValueError: on an invalid case (missing key, zero raters, bad types), duplicate ids, an invalid
-            ``structures`` mapping, or a section / metadata key that clashes with a reserved key.
+        ValueError: on an invalid case (missing key, zero raters, bad types), duplicate ids (naming both entries),
+            a relative path that leaves the directory, an invalid ``structures`` mapping, or a section / metadata key
+            that clashes with a reserved key.
     """
     path = Path(path)
     source = str(path)
@@ -152,20 +207,18 @@ def write_multirater_datalist(
         if isinstance(value, list):
             raise ValueError(f"{source}: metadata key {key!r} must not be a list (lists are read as sections).")
         data[key] = value
-    seen: dict[str, str] = {}
     for section, cases in sections.items():
         if section in RESERVED_KEYS:
             raise ValueError(f"{source}: {section!r} is a reserved key and cannot be a section name.")
         if isinstance(cases, (str, bytes, Mapping)) or not isinstance(cases, Sequence):
             raise ValueError(f"{source}: section {section!r} must be a list of cases.")
+    _check_unique_ids(sections, list(sections), source)
+    for section, cases in sections.items():
         out_cases = []
         for index, case in enumerate(cases):
             _validate_case(case, index, section, source)
-            if case["id"] in seen:
-                raise ValueError(
-                    f"{source}: case id {case['id']!r} appears twice (sections {seen[case['id']]!r} and {section!r})."
-                )
-            seen[case["id"]] = section
+            for what, p in _case_paths(case):
+                _check_inside(p, source, section, _case_label(case, index), what)
             out = dict(case)
             image = case["image"]
             if isinstance(image, (str, os.PathLike)):
@@ -178,9 +231,12 @@ def write_multirater_datalist(
             out_cases.append(out)
         data[section] = out_cases
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)  # a reader sees the old datalist or the new one, never half of one
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -238,8 +294,9 @@ def load_multirater_datalist(
     Raises:
         FileNotFoundError: if the datalist, or an image / rater / ground-truth file of a case does not exist (the
             message names the file, the case id and the datalist).
-        ValueError: on invalid JSON, an unknown section, a case with a missing key or zero raters, or (with
-            ``folds``) a case without a ``"fold"``.
+        ValueError: on invalid JSON, an unknown section, a case with a missing key or zero raters, a case id that
+            occurs twice in the file (any sections; both entries named), a relative path leaving the datalist's
+            folder (``base_dir``), or (with ``folds``) a case without a ``"fold"``.
     """
     path = Path(path)
     data = _read_json(path)
@@ -254,7 +311,14 @@ def load_multirater_datalist(
     if folds is not None:
         fold_set = {int(folds)} if isinstance(folds, int) else {int(f) for f in folds}
 
+    _check_unique_ids(data, sections, source)
+
     def _resolve(p: str, what: str, case_id: str) -> str:
+        if not Path(p).is_absolute() and _escapes(p):
+            raise ValueError(
+                f"{source}: section {section!r}, case {case_id!r}: the {what} path {p!r} leaves the datalist's "
+                f"folder {base} (relative paths must stay inside it; use an absolute path for files elsewhere)."
+            )
         full = Path(p) if Path(p).is_absolute() else base / p
         if not full.is_file():
             raise FileNotFoundError(

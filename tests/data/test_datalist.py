@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -166,3 +167,70 @@ def test_invalid_structures_duplicate_ids_and_bad_fold(tmp_path):
     path = _write_raw(tmp_path / "nostruct.json", {"training": []})
     with pytest.raises(ValueError, match=r"nostruct\.json.*'structures'"):
         load_structures(path)
+
+
+# ----------------------------------------------------------------------------------- issue 9: bad datalists (item 7)
+@pytest.mark.parametrize(
+    "sections, first, second",
+    [
+        ({"training": ["a", "b", "a"]}, "section 'training' index 0", "section 'training' index 2"),
+        (
+            {"training": ["a", "b"], "validation": ["c", "b"]},
+            "section 'training' index 1",
+            "section 'validation' index 1",
+        ),
+        (
+            {"training": ["a"], "validation": ["b"], "test": ["a"]},
+            "section 'training' index 0",
+            "section 'test' index 0",
+        ),
+    ],
+)
+def test_duplicate_ids_across_sections_name_both_entries(tmp_path, sections, first, second):
+    raw = {"structures": STRUCTURES}
+    for section, ids in sections.items():
+        raw[section] = [{"id": cid, "image": f"images/{cid}_m0.png", "raters": [f"masks/{cid}_r0.png"]} for cid in ids]
+        for cid in ids:
+            _case(tmp_path, cid, num_raters=1)
+    path = _write_raw(tmp_path / "dup.json", raw)
+    for section in sections:
+        with pytest.raises(ValueError, match=rf"dup\.json: case id '\w' appears twice: {first} and {second}"):
+            load_multirater_datalist(path, section)
+    cases = {s: [_case(tmp_path, cid, num_raters=1) for cid in ids] for s, ids in sections.items()}
+    out = tmp_path / "written.json"
+    with pytest.raises(ValueError, match=rf"appears twice: {first} and {second}"):
+        write_multirater_datalist(out, cases, STRUCTURES)
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))  # nothing half-written
+
+
+@pytest.mark.parametrize("bad", ["../outside.png", "images/../../outside.png", "./a/../../outside.png"])
+@pytest.mark.parametrize("key", ["image", "raters", "ground_truth"])
+def test_relative_paths_leaving_the_folder_are_refused(tmp_path, bad, key):
+    root = tmp_path / "ds"
+    _touch(tmp_path / "outside.png")
+    case = {"id": "esc", "image": "img.png", "raters": ["m.png"], "ground_truth": "m.png"}
+    _touch(root / "img.png"), _touch(root / "m.png")
+    case[key] = [bad] if key == "raters" else bad
+    path = _write_raw(root / "dl.json", {"structures": STRUCTURES, "training": [case]})
+    with pytest.raises(
+        ValueError, match=rf"dl\.json: section 'training', case 'esc': the .* path '{re.escape(bad)}' leaves"
+    ):
+        load_multirater_datalist(path)
+    out = root / "new.json"
+    with pytest.raises(
+        ValueError, match=r"new\.json: section 'training', case 'esc': the .* leaves the datalist's folder"
+    ):
+        write_multirater_datalist(out, {"training": [case]}, STRUCTURES)
+    assert not out.exists()
+
+
+def test_inside_relative_and_absolute_paths_stay_allowed(tmp_path):
+    root = tmp_path / "ds"
+    outside = _touch(tmp_path / "elsewhere" / "img.png")
+    _touch(root / "m.png"), _touch(root / "sub" / "other.png")
+    case = {"id": "ok", "image": str(outside), "raters": ["sub/../m.png"]}
+    path = write_multirater_datalist(root / "dl.json", {"training": [case]}, STRUCTURES)
+    raw = json.loads(path.read_text())["training"][0]
+    assert raw["image"] == outside.as_posix()  # outside the folder: kept absolute, not "../elsewhere/img.png"
+    loaded = load_multirater_datalist(path)[0]
+    assert loaded["image"] == str(outside) and loaded["raters"] == [str(root.resolve() / "sub/../m.png")]
