@@ -1,4 +1,4 @@
-"""Share a trained bundle as a versioned zip that ``python -m monai.bundle download`` installs.
+"""Share a trained bundle as a versioned zip; verify and install such a zip safely.
 
 The archive follows the MONAI Bundle Specification: ``<name>_v<version>.zip`` holds one top folder ``<name>/`` with
 ``configs/`` (``metadata.json``, ``inference.json``, ...), ``docs/``, ``models/model.pt`` (and ``models/model.ts`` on
@@ -11,6 +11,20 @@ Command line::
         [--include-ts] [--config configs/cpu_small.json] [--set features=[8,16,32,64]] [--no-bake] \\
         [--weights-url URL]
     python -m monai_lexu.share info dist/lexu_riga_v0.1.0.zip
+    python -m monai_lexu.share verify dist/lexu_riga_v0.1.0.zip [--sha256 HEX | --md5-file FILE]
+    python -m monai_lexu.share install lexu_riga_v0.1.0.zip --sha256 HEX --bundle_dir ~/bundles [--replace] \\
+        [--allow-url]
+
+A bundle's configs are code: MONAI evaluates every ``$`` expression with Python's ``eval`` and instantiates every
+``_target_``, so running a bundle runs whatever its author (or whoever altered the zip) wrote. Run only bundles whose
+zip matches a checksum from the publisher. ``pack`` writes ``<zip>.sha256`` and ``<zip>.md5`` (``sha256sum``/``md5sum``
+format) next to the zip; publish the sha256 through another channel than the zip. ``install`` checks the zip's sha256
+*before* anything is unpacked or parsed, then refuses a member that would land outside the bundle folder (a ``..``
+component, an absolute path), a symbolic link, or a zip that is not one top folder ``<name>/`` with
+``configs/metadata.json``, before writing any file; it unpacks into a temporary folder next to the target and moves it
+into place, so a failed install leaves nothing. ``verify`` runs the same checks without installing, and ``info`` exits
+non-zero on a checksum mismatch or an unsafe member. ``python -m monai.bundle download --url`` takes no checksum and
+unpacks first; use it only for zips verified beforehand.
 
 Before writing anything ``pack`` checks the bundle: ``configs/metadata.json`` is valid against MONAI's official
 metadata schema, shipped unchanged as ``monai_lexu/schemas/meta_schema_20240725.json`` (the file the model zoo's CI
@@ -49,6 +63,7 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -74,6 +89,12 @@ __all__ = [
     "write_deterministic_zip",
     "pack_bundle",
     "bundle_info",
+    "sha256sum",
+    "read_checksum_file",
+    "unsafe_members",
+    "BundleVerificationError",
+    "verify_bundle_zip",
+    "install_bundle",
     "parse_set_options",
     "main",
 ]
@@ -119,6 +140,8 @@ class PackResult:
         name: bundle name (top folder of the archive).
         version: packed ``metadata.json`` version.
         entries: archive member names, sorted.
+        sha256: hex sha256 of the zip (also written to ``<zip>.sha256`` in ``sha256sum`` format), the checksum that
+            ``install`` and ``verify`` take.
     """
 
     path: Path
@@ -127,15 +150,25 @@ class PackResult:
     name: str
     version: str
     entries: list[str] = field(default_factory=list)
+    sha256: str = ""
 
 
-def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex md5 digest of a file (the hash type of the model zoo's ``large_files.yml``)."""
-    digest = hashlib.md5()
+def _file_digest(path: str | os.PathLike, algorithm: str, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def md5sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex md5 digest of a file (the hash type of the model zoo's ``large_files.yml``)."""
+    return _file_digest(path, "md5", chunk_size)
+
+
+def sha256sum(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 digest of a file (the checksum ``install`` and ``verify`` take)."""
+    return _file_digest(path, "sha256", chunk_size)
 
 
 _VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?([.+-][0-9A-Za-z.+-]+)?$")
@@ -618,7 +651,7 @@ def pack_bundle(
     bake: bool = True,
     weights_url: str | None = None,
 ) -> PackResult:
-    """Check a bundle and pack it as ``<out_dir>/<name>_v<version>.zip`` (plus ``<zip>.md5``).
+    """Check a bundle and pack it as ``<out_dir>/<name>_v<version>.zip`` (plus ``<zip>.sha256`` and ``<zip>.md5``).
 
     Args:
         bundle_dir: the bundle directory, e.g. ``bundles/lexu_riga``.
@@ -694,17 +727,290 @@ def pack_bundle(
     members[f"{name}/large_files.yml"] = large_files_yml(large_files)
     zip_path = out / f"{name}_v{version}.zip"
     entries = write_deterministic_zip(zip_path, members)
-    digest = md5sum(zip_path)
-    Path(str(zip_path) + ".md5").write_text(f"{digest}  {zip_path.name}\n", encoding="utf-8")
-    return PackResult(zip_path, digest, zip_path.stat().st_size, name, version, entries)
+    digest, sha256 = md5sum(zip_path), sha256sum(zip_path)
+    for suffix, value in ((".sha256", sha256), (".md5", digest)):
+        _write_atomic(Path(str(zip_path) + suffix), f"{value}  {zip_path.name}\n".encode())
+    return PackResult(zip_path, digest, zip_path.stat().st_size, name, version, entries, sha256)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name next to ``path`` and rename it, so ``path`` is never half-written."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class BundleVerificationError(ValueError):
+    """A bundle zip fails verification: checksum mismatch, unsafe member or wrong layout (the message names the zip
+    and the member)."""
+
+
+_HEX_LENGTH = {"sha256": 64, "md5": 32}
+_HEX_RE = re.compile(r"^[0-9a-f]+$")
+
+
+def _expected_hex(value: str, algorithm: str, source: str) -> str:
+    value = value.strip().lower()
+    if len(value) != _HEX_LENGTH[algorithm] or not _HEX_RE.match(value):
+        raise ValueError(f"{source}: {value!r} is not a {algorithm} checksum ({_HEX_LENGTH[algorithm]} hex digits)")
+    return value
+
+
+def read_checksum_file(path: str | os.PathLike, algorithm: str) -> str:
+    """The checksum in a ``sha256sum``/``md5sum`` file (``<hex>  <file name>``, the first word counts).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the first word is not a checksum of ``algorithm`` (``"sha256"`` or ``"md5"``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checksum file not found: {path}")
+    words = path.read_text(encoding="utf-8", errors="replace").split()
+    return _expected_hex(words[0] if words else "", algorithm, str(path))
+
+
+def unsafe_members(infos: Sequence[zipfile.ZipInfo]) -> list[str]:
+    """The members an extraction must refuse, as ``"'<name>': why"``: a ``..`` component or an absolute path (drive
+    letters and backslashes included), which would write outside the target folder (zip slip), a symbolic link, or a
+    name that occurs twice."""
+    problems = []
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        if name in seen:
+            problems.append(f"{name!r}: duplicate member")
+        seen.add(name)
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            problems.append(f"{name!r}: absolute path")
+        elif ".." in parts:
+            problems.append(f"{name!r}: '..' leads out of the bundle folder")
+        elif "\x00" in name:
+            problems.append(f"{name!r}: NUL character in the name")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            problems.append(f"{name!r}: symbolic link")
+    return problems
+
+
+def _bundle_layout(path: Path, zf: zipfile.ZipFile) -> str:
+    """The bundle name (the one top folder) of an archive; raises when it is not one folder with the metadata."""
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    tops = {i.filename.split("/", 1)[0] for i in infos}
+    if len(tops) != 1 or any("/" not in i.filename for i in infos):
+        raise BundleVerificationError(f"{path} must hold exactly one top folder, found {sorted(tops)}")
+    name = tops.pop()
+    if not _NAME_RE.match(name):
+        raise BundleVerificationError(f"{path}: invalid bundle folder name {name!r}")
+    if f"{name}/configs/metadata.json" not in zf.namelist():
+        raise BundleVerificationError(f"{path} has no {name}/configs/metadata.json")
+    return name
+
+
+def verify_bundle_zip(
+    zip_file: str | os.PathLike,
+    sha256: str | None = None,
+    md5_file: str | os.PathLike | None = None,
+    sha256_file: str | os.PathLike | None = None,
+) -> dict:
+    """Verify a bundle zip before anything is unpacked or run: checksum first, then every member and the layout.
+
+    1. The checksum of the file's bytes (nothing is parsed before): ``sha256`` (hex), the checksum in ``sha256_file``
+       and/or in ``md5_file``; with none given, the ``<zip>.sha256`` and ``<zip>.md5`` files next to the zip (they
+       catch a corrupt or altered zip, not one whose checksum files were replaced with it: prefer a sha256 from the
+       publisher). No checksum at all is an error.
+    2. No member may have a ``..`` component, an absolute path or be a symbolic link (:func:`unsafe_members`).
+    3. One top folder ``<name>/`` (a valid bundle name) holding ``configs/metadata.json``.
+
+    Returns:
+        ``{"path", "name", "sha256", "md5", "checked": [what was compared], "members": count}``.
+
+    Raises:
+        FileNotFoundError: the zip or a checksum file does not exist.
+        BundleVerificationError: a checksum mismatch, an unsafe member, not a zip, or not a bundle layout; the message
+            names the zip and the checksum or member.
+        ValueError: a given checksum is malformed.
+    """
+    path = Path(zip_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle zip not found: {path}")
+    expected: list[tuple[str, str, str]] = []  # (algorithm, hex, where it came from)
+    if sha256 is not None:
+        expected.append(("sha256", _expected_hex(sha256, "sha256", "--sha256"), "--sha256"))
+    for algorithm, given in (("sha256", sha256_file), ("md5", md5_file)):
+        if given is not None:
+            expected.append((algorithm, read_checksum_file(given, algorithm), str(given)))
+    if not expected:
+        for algorithm in ("sha256", "md5"):
+            sidecar = Path(f"{path}.{algorithm}")
+            if sidecar.is_file():
+                expected.append((algorithm, read_checksum_file(sidecar, algorithm), str(sidecar)))
+    if not expected:
+        raise BundleVerificationError(
+            f"{path}: no checksum to verify against; pass --sha256 <hex from the publisher> (or --md5-file)"
+        )
+    actual = {"sha256": sha256sum(path), "md5": md5sum(path)}
+    for algorithm, value, source in expected:
+        if actual[algorithm] != value:
+            raise BundleVerificationError(
+                f"{path}: {algorithm} {actual[algorithm]} does not match {value} ({source}); the zip is corrupt or "
+                "was altered: do not install or run it"
+            )
+    if not zipfile.is_zipfile(path):
+        raise BundleVerificationError(f"{path} is not a zip file")
+    with zipfile.ZipFile(path) as zf:
+        problems = unsafe_members(zf.infolist())
+        if problems:
+            raise BundleVerificationError(
+                f"{path} has {len(problems)} unsafe member(s), refused before extracting anything: "
+                + "; ".join(problems)
+            )
+        name = _bundle_layout(path, zf)
+        count = len(zf.infolist())
+    return {
+        "path": str(path),
+        "name": name,
+        "sha256": actual["sha256"],
+        "md5": actual["md5"],
+        "checked": [f"{algorithm} ({source})" for algorithm, _, source in expected],
+        "members": count,
+    }
+
+
+def _download(url: str, folder: Path) -> Path:
+    """Download ``url`` to ``folder/download.zip`` (no checks here: the caller verifies the file)."""
+    import shutil
+    import urllib.request
+
+    out_path = folder / "download.zip"
+    try:
+        with open(out_path, "xb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            shutil.copyfileobj(response, out)
+    except Exception as e:
+        raise ValueError(f"cannot download {url}: {e}") from e
+    return out_path
+
+
+def install_bundle(
+    source: str | os.PathLike,
+    sha256: str,
+    bundle_dir: str | os.PathLike,
+    replace: bool = False,
+    allow_url: bool = False,
+) -> dict:
+    """Verify a bundle zip against ``sha256``, then unpack it safely as ``<bundle_dir>/<name>/``.
+
+    Order: (1) ``source`` is copied to a private temporary file (with ``allow_url``, an ``http(s)://`` ``source`` is
+    downloaded there), so the bytes unpacked are the bytes verified; (2) its sha256 is compared with ``sha256``
+    before the file is opened as a zip; (3) every member is checked (no ``..``, absolute path, symbolic link or
+    duplicate; one top folder with ``configs/metadata.json``: :func:`verify_bundle_zip`) before any file is written
+    into ``bundle_dir``; (4) the members are written into a temporary folder inside ``bundle_dir``, each path checked
+    again to lie inside it, and the folder is renamed to ``<name>`` (an existing one is replaced only with
+    ``replace``). Any failure removes what was written, so ``bundle_dir`` is left as it was.
+
+    Args:
+        source: the zip (a local path; a URL only with ``allow_url``).
+        sha256: the zip's sha256 as published (64 hex digits).
+        bundle_dir: the folder to install into (created when missing, after verification).
+        replace: replace an installed ``<bundle_dir>/<name>``.
+        allow_url: allow ``source`` to be an ``http://`` or ``https://`` URL.
+
+    Returns:
+        ``{"path": bundle folder, "name", "version", "sha256", "files": count}``.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist.
+        BundleVerificationError: checksum mismatch, unsafe member, not a bundle layout.
+        ValueError: a URL without ``allow_url``, a malformed checksum, a failed download, or an existing bundle
+            without ``replace``.
+    """
+    import shutil
+    import tempfile
+
+    expected = _expected_hex(sha256, "sha256", "--sha256")
+    target_root = Path(bundle_dir).expanduser().resolve()
+    text = str(source)
+    is_url = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) is not None
+    if is_url and (not allow_url or not text.lower().startswith(("http://", "https://"))):
+        raise ValueError(f"{text} is a URL: pass --allow-url to download it (http/https; verified before use)")
+    if not is_url and not Path(source).is_file():
+        raise FileNotFoundError(f"bundle zip not found: {source}")
+    # verify and unpack a private copy, so the bytes unpacked are the bytes whose checksum matched
+    scratch = Path(tempfile.mkdtemp(prefix="monai_lexu_install_"))
+    created = not target_root.exists()
+    try:
+        if is_url:
+            zip_path = _download(text, scratch)
+        else:
+            zip_path = scratch / Path(source).name
+            shutil.copyfile(source, zip_path)
+        try:
+            report = verify_bundle_zip(zip_path, sha256=expected)
+        except BundleVerificationError as e:  # name the zip as the user gave it, not the private copy
+            raise BundleVerificationError(str(e).replace(str(zip_path), text)) from None
+        name = report["name"]
+        dest = target_root / name
+        if (dest.exists() or dest.is_symlink()) and not replace:
+            raise ValueError(f"{dest} already exists: remove it or pass --replace")
+        target_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.installing-", dir=target_root))
+        try:
+            files = 0
+            with zipfile.ZipFile(zip_path) as zf:
+                for info in zf.infolist():
+                    out = (staging / info.filename).resolve()
+                    if not out.is_relative_to(staging):  # defence in depth: verify_bundle_zip refused these already
+                        raise BundleVerificationError(f"{text}: member {info.filename!r} leads out of the folder")
+                    if info.is_dir():
+                        out.mkdir(parents=True, exist_ok=True)
+                        continue
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(out, "xb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    files += 1
+            try:
+                metadata = json.loads((staging / name / "configs" / "metadata.json").read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise BundleVerificationError(f"{text}: {name}/configs/metadata.json is not valid JSON: {e}") from e
+            previous = None
+            if dest.exists() or dest.is_symlink():
+                previous = staging / ".previous"  # removed with the staging folder once the new one is in place
+                os.replace(dest, previous)
+            try:
+                os.replace(staging / name, dest)
+            except BaseException:
+                if previous is not None:
+                    os.replace(previous, dest)
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if created and target_root.is_dir() and not any(target_root.iterdir()):
+            target_root.rmdir()
+        raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "path": str(dest),
+        "name": name,
+        "version": metadata.get("version") if isinstance(metadata, Mapping) else None,
+        "sha256": report["sha256"],
+        "files": files,
+    }
 
 
 def bundle_info(zip_file: str | os.PathLike) -> dict:
-    """Describe a packed bundle: name, version, MONAI version, entries and the md5 check.
+    """Describe a packed bundle: name, version, MONAI version, entries, unsafe members and the checksum files.
 
     Returns:
-        ``{"path", "name", "version", "monai_version", "md5", "md5_ok", "entries": [(name, size), ...]}``;
-        ``md5_ok`` is ``None`` when no ``<zip>.md5`` file exists.
+        ``{"path", "name", "version", "monai_version", "md5", "md5_ok", "sha256", "sha256_ok", "unsafe",
+        "entries": [(name, size), ...]}``; ``md5_ok``/``sha256_ok`` compare with ``<zip>.md5``/``<zip>.sha256`` and
+        are ``None`` when the file does not exist; ``unsafe`` lists the members an extraction must refuse
+        (:func:`unsafe_members`), which the other fields ignore.
 
     Raises:
         FileNotFoundError: the zip does not exist.
@@ -716,7 +1022,9 @@ def bundle_info(zip_file: str | os.PathLike) -> dict:
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a zip file")
     with zipfile.ZipFile(path) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
+        unsafe = unsafe_members(zf.infolist())
+        bad = {i.filename for i in zf.infolist() if unsafe_members([i])}
+        infos = [i for i in zf.infolist() if not i.is_dir() and i.filename not in bad]
         tops = {i.filename.split("/", 1)[0] for i in infos}
         if len(tops) != 1 or any("/" not in i.filename for i in infos):
             raise ValueError(f"{path} must hold exactly one top folder, found {sorted(tops)}")
@@ -725,22 +1033,23 @@ def bundle_info(zip_file: str | os.PathLike) -> dict:
         if meta_name not in zf.namelist():
             raise ValueError(f"{path} has no {meta_name}")
         metadata = json.load(io.TextIOWrapper(zf.open(meta_name), encoding="utf-8"))
-        entries = [(i.filename, i.file_size) for i in infos]
-    digest = md5sum(path)
-    md5_file = Path(str(path) + ".md5")
-    md5_ok = None
-    if md5_file.is_file():
-        recorded = md5_file.read_text(encoding="utf-8").split()
-        md5_ok = bool(recorded) and recorded[0].lower() == digest
-    return {
+        entries = [(i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()]
+    out: dict[str, Any] = {
         "path": str(path),
         "name": name,
         "version": metadata.get("version"),
         "monai_version": metadata.get("monai_version"),
-        "md5": digest,
-        "md5_ok": md5_ok,
-        "entries": entries,
     }
+    for algorithm, digest in (("md5", md5sum(path)), ("sha256", sha256sum(path))):
+        sidecar = Path(f"{path}.{algorithm}")
+        ok = None
+        if sidecar.is_file():
+            recorded = sidecar.read_text(encoding="utf-8", errors="replace").split()
+            ok = bool(recorded) and recorded[0].lower() == digest
+        out[algorithm], out[f"{algorithm}_ok"] = digest, ok
+    out["unsafe"] = unsafe
+    out["entries"] = entries
+    return out
 
 
 def _resolve(bundle: Path, path: str | os.PathLike) -> Path:
@@ -779,10 +1088,10 @@ def _human(size: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: ``python -m monai_lexu.share {pack,info} ...``. Returns the exit code."""
+    """Command line: ``python -m monai_lexu.share {pack,info,verify,install} ...``. Returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m monai_lexu.share", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="check a bundle and write <out>/<name>_v<version>.zip and its .md5")
+    p = sub.add_parser("pack", help="check a bundle and write <out>/<name>_v<version>.zip, its .sha256 and .md5")
     p.add_argument("bundle_dir", help="bundle directory, e.g. bundles/lexu_riga")
     p.add_argument("--out", default="dist", help="output directory (default: ./dist)")
     p.add_argument("--version", default=None, help="packed version (default: metadata.json's version)")
@@ -798,8 +1107,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-bake", action="store_true", help="pack the configs unchanged (default: bake --config/--set into them)"
     )
     p.add_argument("--weights-url", default=None, help="download URL of models/model.pt for the packed large_files.yml")
-    i = sub.add_parser("info", help="list a packed bundle and its metadata version")
+    i = sub.add_parser(
+        "info", help="list a packed bundle; exit 1 on a checksum mismatch with <zip>.sha256/.md5 or an unsafe member"
+    )
     i.add_argument("zip", help="the bundle zip")
+    v = sub.add_parser(
+        "verify", help="check a bundle zip's checksum, members (no '..', absolute path or symlink) and layout"
+    )
+    v.add_argument("zip", help="the bundle zip")
+    v.add_argument("--sha256", default=None, metavar="HEX", help="expected sha256 (from the publisher)")
+    v.add_argument("--sha256-file", default=None, help="a sha256sum file holding the expected sha256")
+    v.add_argument("--md5-file", default=None, help="an md5sum file holding the expected md5, e.g. <zip>.md5")
+    n = sub.add_parser(
+        "install", help="verify a bundle zip's sha256 and members, then unpack it as <bundle_dir>/<name>/"
+    )
+    n.add_argument("source", help="the bundle zip (a URL only with --allow-url)")
+    n.add_argument("--sha256", required=True, metavar="HEX", help="the zip's sha256 as published")
+    n.add_argument("--bundle_dir", "--bundle-dir", required=True, help="folder to install into")
+    n.add_argument("--replace", action="store_true", help="replace an installed <bundle_dir>/<name>")
+    n.add_argument("--allow-url", action="store_true", help="allow an http(s):// source (downloaded, then verified)")
     args = parser.parse_args(argv)
 
     try:
@@ -818,20 +1144,50 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights_url=args.weights_url,
             )
             print(f"packed {result.name} v{result.version}: {result.path}")
-            print(f"size {result.size} bytes ({_human(result.size)}), md5 {result.md5}")
-            print(f"files: {len(result.entries)}; md5 written to {result.path}.md5")
+            print(f"size {result.size} bytes ({_human(result.size)}), sha256 {result.sha256}, md5 {result.md5}")
+            print(f"files: {len(result.entries)}; checksums written to {result.path}.sha256 and {result.path}.md5")
             print(
-                f"install: python -m monai.bundle download --name {result.name} --version {result.version} "
-                f"--url <URL of {result.path.name}> --bundle_dir <dir>"
+                f"install (publish the sha256 with the zip): python -m monai_lexu.share install {result.path.name} "
+                f"--sha256 {result.sha256} --bundle_dir <dir>"
             )
-        else:
+        elif args.command == "info":
             info = bundle_info(args.zip)
             print(f"{info['path']}: bundle {info['name']} version {info['version']} (monai {info['monai_version']})")
-            check = {None: "no .md5 file", True: "matches .md5", False: "DOES NOT match .md5"}[info["md5_ok"]]
-            print(f"md5 {info['md5']} ({check})")
+            failed = []
+            for algorithm in ("sha256", "md5"):
+                ok = info[f"{algorithm}_ok"]
+                check = {
+                    None: f"no .{algorithm} file",
+                    True: f"matches .{algorithm}",
+                    False: f"DOES NOT match .{algorithm}",
+                }
+                print(f"{algorithm} {info[algorithm]} ({check[ok]})")
+                if ok is False:
+                    failed.append(f"{info['path']}: {algorithm} does not match {info['path']}.{algorithm}")
             for entry, size in info["entries"]:
                 print(f"{size:>12}  {entry}")
-    except (FileNotFoundError, ValueError) as e:
+            for problem in info["unsafe"]:
+                print(f"WARNING: unsafe member {problem}", file=sys.stderr)
+            if info["unsafe"]:
+                failed.append(f"{info['path']} has {len(info['unsafe'])} unsafe member(s): never extract or install it")
+            if failed:
+                raise BundleVerificationError("; ".join(failed))
+        elif args.command == "verify":
+            report = verify_bundle_zip(
+                args.zip, sha256=args.sha256, md5_file=args.md5_file, sha256_file=args.sha256_file
+            )
+            print(
+                f"OK {report['path']}: bundle {report['name']}, {report['members']} members, none unsafe; "
+                f"{', '.join(report['checked'])} match (sha256 {report['sha256']})"
+            )
+        else:
+            report = install_bundle(
+                args.source, args.sha256, args.bundle_dir, replace=args.replace, allow_url=args.allow_url
+            )
+            print(f"verified sha256 {report['sha256']} and every member of {args.source}")
+            print(f"installed {report['name']} version {report['version']} ({report['files']} files): {report['path']}")
+            print(f"run: python -m monai.bundle run --config_file {report['path']}/configs/inference.json")
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

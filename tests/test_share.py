@@ -1,4 +1,5 @@
-"""Tests for monai_lexu.share: pack a bundle, serve it on 127.0.0.1, install it with MONAI's CLI and run it.
+"""Tests for monai_lexu.share: pack a bundle; verify and install packs (tampered, zip-slip, absolute and symlink
+members refused before anything is written); serve a pack on 127.0.0.1, install it and run it.
 
 The bundle under test is a copy of bundles/lexu_riga (configs, docs, LICENSE) with the weights of an untrained
 CPU-size network (features [8, 16, 32, 64]); nothing is trained. Network traffic goes only to 127.0.0.1.
@@ -12,6 +13,7 @@ import http.server
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -23,12 +25,17 @@ import pytest
 import torch
 
 from monai_lexu.share import (
+    BundleVerificationError,
     bundle_info,
     check_weights,
+    install_bundle,
     main,
     md5sum,
     pack_bundle,
+    sha256sum,
+    unsafe_members,
     validate_metadata,
+    verify_bundle_zip,
     write_deterministic_zip,
 )
 
@@ -159,6 +166,13 @@ def test_pack_twice_gives_the_same_md5_and_only_shippable_files(tmp_path, bundle
     assert first.path.read_bytes() == second.path.read_bytes()
     assert first.size == first.path.stat().st_size
     assert (tmp_path / "a" / "lexu_riga_v0.1.0.zip.md5").read_text() == f"{first.md5}  lexu_riga_v0.1.0.zip\n"
+    assert first.sha256 == hashlib.sha256(first.path.read_bytes()).hexdigest() == sha256sum(first.path)
+    assert (tmp_path / "a" / "lexu_riga_v0.1.0.zip.sha256").read_text() == f"{first.sha256}  lexu_riga_v0.1.0.zip\n"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        "lexu_riga_v0.1.0.zip",
+        "lexu_riga_v0.1.0.zip.md5",
+        "lexu_riga_v0.1.0.zip.sha256",
+    ]
     with zipfile.ZipFile(first.path) as zf:
         assert zf.namelist() == EXPECTED == first.entries
         assert zf.read("lexu_riga/models/model.pt") == (bundle / "models" / "model.pt").read_bytes()
@@ -266,8 +280,14 @@ def test_info_lists_the_content_and_checks_the_md5(tmp_path, bundle, capsys):
     assert dict(info["entries"])["lexu_riga/LICENSE"] == (bundle / "LICENSE").stat().st_size
     assert main(["info", str(result.path)]) == 0
     assert "bundle lexu_riga version 0.1.0" in capsys.readouterr().out
+    assert bundle_info(result.path)["sha256_ok"] is True and bundle_info(result.path)["unsafe"] == []
     Path(f"{result.path}.md5").write_text("0" * 32 + "  x.zip\n")
     assert bundle_info(result.path)["md5_ok"] is False
+    capsys.readouterr()
+    assert main(["info", str(result.path)]) == 1  # a checksum mismatch is an error, not only a remark
+    out = capsys.readouterr()
+    assert "md5 " + result.md5 + " (DOES NOT match .md5)" in out.out
+    assert f"error: {result.path}: md5 does not match {result.path}.md5" in out.err
     (tmp_path / "flat.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="flat.zip is not a zip file"):
         bundle_info(tmp_path / "flat.zip")
@@ -281,6 +301,158 @@ def test_cli_reports_errors_with_exit_code_1(tmp_path, capsys):
         from monai_lexu.share import parse_set_options
 
         parse_set_options(["features"])
+
+
+@pytest.fixture(scope="module")
+def packed(bundle, tmp_path_factory) -> Path:
+    """A pack of the test bundle, with its .sha256 and .md5 files."""
+    return pack_bundle(bundle, tmp_path_factory.mktemp("packed"), **CPU).path
+
+
+def _tampered(packed: Path, dst: Path) -> Path:
+    """A copy of ``packed`` with one byte changed (a stored member's content, so the zip still opens)."""
+    data = bytearray(packed.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def _with_member(packed: Path, dst: Path, name: str, symlink_to: str | None = None) -> Path:
+    """A copy of ``packed`` with one more member ``name`` (a symbolic link to ``symlink_to`` when given)."""
+    with zipfile.ZipFile(packed) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.create_system = 3
+        info.external_attr = ((stat.S_IFLNK | 0o777) if symlink_to else (stat.S_IFREG | 0o644)) << 16
+        zout.writestr(info, symlink_to.encode() if symlink_to else b"written outside the bundle")
+    return dst
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_verify_and_install_a_good_pack(tmp_path, packed, capsys):
+    digest = sha256sum(packed)
+    assert main(["verify", str(packed), "--sha256", digest]) == 0
+    assert main(["verify", str(packed), "--md5-file", f"{packed}.md5"]) == 0
+    assert main(["verify", str(packed)]) == 0  # the .sha256/.md5 files next to it
+    out = capsys.readouterr().out
+    assert f"OK {packed}: bundle lexu_riga, {len(EXPECTED)} members, none unsafe" in out
+    assert f"sha256 (--sha256) match (sha256 {digest})" in out and f"md5 ({packed}.md5) match" in out
+    report = verify_bundle_zip(packed, sha256=digest.upper())
+    assert (report["name"], report["members"], report["md5"]) == ("lexu_riga", len(EXPECTED), md5sum(packed))
+
+    target = tmp_path / "bundles"
+    assert main(["install", str(packed), "--sha256", digest, "--bundle_dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"installed lexu_riga version 0.1.0 ({len(EXPECTED)} files): {target / 'lexu_riga'}" in out
+    assert f"run: python -m monai.bundle run --config_file {target / 'lexu_riga'}/configs/inference.json" in out
+    assert [f for f in _listing(target) if (target / f).is_file()] == EXPECTED  # no staging or download leftovers
+    with zipfile.ZipFile(packed) as zf:
+        for name in EXPECTED:
+            assert (target / name).read_bytes() == zf.read(name), name
+    # an installed bundle is replaced only on request, and then completely
+    assert main(["install", str(packed), "--sha256", digest, "--bundle_dir", str(target)]) == 1
+    assert f"error: {target / 'lexu_riga'} already exists: remove it or pass --replace" in capsys.readouterr().err
+    (target / "lexu_riga" / "stale.txt").write_text("from the old install")
+    assert main(["install", str(packed), "--sha256", digest, "--bundle_dir", str(target), "--replace"]) == 0
+    assert [f for f in _listing(target) if (target / f).is_file()] == EXPECTED
+
+
+def test_verify_needs_a_well_formed_checksum(tmp_path, packed, capsys):
+    bare = tmp_path / packed.name
+    shutil.copy(packed, bare)  # no .sha256/.md5 next to it
+    assert main(["verify", str(bare)]) == 1
+    assert f"error: {bare}: no checksum to verify against; pass --sha256" in capsys.readouterr().err
+    assert main(["verify", str(bare), "--sha256", "abc"]) == 1
+    assert "error: --sha256: 'abc' is not a sha256 checksum (64 hex digits)" in capsys.readouterr().err
+    assert main(["install", str(bare), "--sha256", "g" * 64, "--bundle_dir", str(tmp_path / "b")]) == 1
+    assert "is not a sha256 checksum" in capsys.readouterr().err
+    assert main(["install", str(tmp_path / "none.zip"), "--sha256", "0" * 64, "--bundle_dir", str(tmp_path / "b")]) == 1
+    assert f"error: bundle zip not found: {tmp_path / 'none.zip'}" in capsys.readouterr().err
+    url = "http://127.0.0.1:9/lexu_riga_v0.1.0.zip"
+    assert main(["install", url, "--sha256", sha256sum(packed), "--bundle_dir", str(tmp_path / "b")]) == 1
+    assert f"error: {url} is a URL: pass --allow-url" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_tampered_zip_is_refused_and_nothing_is_unpacked(tmp_path, packed, capsys):
+    bad = _tampered(packed, tmp_path / packed.name)
+    good_sha, good_md5 = sha256sum(packed), md5sum(packed)
+    for suffix in (".sha256", ".md5"):  # the checksum files published with the genuine zip
+        shutil.copy(f"{packed}{suffix}", f"{bad}{suffix}")
+    target = tmp_path / "bundles"
+    assert main(["install", str(bad), "--sha256", good_sha, "--bundle_dir", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {bad}: sha256 {sha256sum(bad)} does not match {good_sha} (--sha256)" in err
+    assert not target.exists()
+    assert main(["verify", str(bad), "--sha256", good_sha]) == 1
+    assert f"{bad}: sha256 {sha256sum(bad)} does not match {good_sha}" in capsys.readouterr().err
+    assert main(["verify", str(bad), "--md5-file", f"{bad}.md5"]) == 1
+    assert f"{bad}: md5 {md5sum(bad)} does not match {good_md5} ({bad}.md5)" in capsys.readouterr().err
+    assert main(["verify", str(bad)]) == 1
+    assert main(["info", str(bad)]) == 1
+    out = capsys.readouterr()
+    assert "(DOES NOT match .sha256)" in out.out and "(DOES NOT match .md5)" in out.out
+    assert f"error: {bad}: sha256 does not match {bad}.sha256; {bad}: md5 does not match {bad}.md5" in out.err
+    with pytest.raises(BundleVerificationError, match="corrupt or was altered"):
+        install_bundle(bad, good_sha, target)
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [bad.name, f"{bad.name}.sha256", f"{bad.name}.md5"]
+    )
+    # the command line: exit code 1 and the error on stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai_lexu.share", "verify", str(bad), "--sha256", good_sha],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and f"error: {bad}: sha256" in proc.stderr and "do not install or run it" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "case, member, why",
+    [
+        ("zip_slip", "../../x", "'..' leads out of the bundle folder"),
+        ("zip_slip_nested", "lexu_riga/../../x", "'..' leads out of the bundle folder"),
+        ("absolute", "{tmp}/x", "absolute path"),
+        ("symlink", "lexu_riga/configs/link.json", "symbolic link"),
+    ],
+)
+def test_unsafe_members_are_refused_before_anything_is_written(tmp_path, packed, capsys, case, member, why):
+    work = tmp_path / "a" / "b"  # "../../x" from a folder under work would reach tmp_path/a/x or tmp_path/x
+    work.mkdir(parents=True)
+    member = member.format(tmp=tmp_path)
+    evil = _with_member(packed, work / "evil.zip", member, symlink_to="/etc/passwd" if case == "symlink" else None)
+    digest = sha256sum(evil)  # the checksum matches: the publisher's zip itself is hostile
+    target = work / "bundles"
+    assert main(["install", str(evil), "--sha256", digest, "--bundle_dir", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {evil} has 1 unsafe member(s), refused before extracting anything: {member!r}: {why}" in err
+    assert main(["verify", str(evil), "--sha256", digest]) == 1
+    assert f"{member!r}: {why}" in capsys.readouterr().err
+    assert main(["info", str(evil)]) == 1
+    out = capsys.readouterr()
+    assert f"WARNING: unsafe member {member!r}: {why}" in out.err and "never extract or install it" in out.err
+    # nothing was written anywhere: not the bundle, not the escaping member
+    assert not target.exists() and sorted(p.name for p in work.iterdir()) == ["evil.zip"]
+    assert _listing(tmp_path) == ["a", "a/b", "a/b/evil.zip"]
+
+
+def test_unsafe_members_names_each_kind():
+    infos = [zipfile.ZipInfo(n) for n in ("ok/a.txt", "ok/../x", "/abs", "C:/win", "..\\..\\x", "ok/a.txt")]
+    link = zipfile.ZipInfo("ok/link")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    assert unsafe_members([*infos, link]) == [
+        "'ok/../x': '..' leads out of the bundle folder",
+        "'/abs': absolute path",
+        "'C:/win': absolute path",
+        "'..\\\\..\\\\x': '..' leads out of the bundle folder",
+        "'ok/a.txt': duplicate member",
+        "'ok/link': symbolic link",
+    ]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -309,19 +481,28 @@ def test_pack_serve_download_and_run_as_installed(tmp_path, bundle):
         cwd=tmp_path,
     )
     zip_path = dist / "lexu_riga_v0.1.0.zip"
-    digest = md5sum(zip_path)
+    digest, sha256 = md5sum(zip_path), sha256sum(zip_path)
     assert str(zip_path) in proc.stdout and digest in proc.stdout and f"size {zip_path.stat().st_size}" in proc.stdout
+    assert (
+        f"install (publish the sha256 with the zip): python -m monai_lexu.share install {zip_path.name} " in proc.stdout
+    )
+    assert f"--sha256 {sha256} --bundle_dir <dir>" in proc.stdout
 
-    # 2. serve it on 127.0.0.1 and install it with MONAI's download CLI
+    # 2. serve it on 127.0.0.1; install it as documented (sha256 verified first), and with MONAI's download CLI
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(dist)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    installed = tmp_path / "installed"
+    installed, by_monai = tmp_path / "installed", tmp_path / "by_monai"
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{zip_path.name}"
         _run(
+            [sys.executable, "-m", "monai_lexu.share", "install", url, "--allow-url", "--sha256", sha256]
+            + ["--bundle_dir", str(installed)],
+            cwd=tmp_path,
+        )
+        _run(
             [sys.executable, "-m", "monai.bundle", "download", "--name", "lexu_riga", "--version", "0.1.0"]
-            + ["--url", url, "--bundle_dir", str(installed)],
+            + ["--url", url, "--bundle_dir", str(by_monai)],
             cwd=tmp_path,
         )
     finally:
@@ -330,8 +511,11 @@ def test_pack_serve_download_and_run_as_installed(tmp_path, bundle):
         thread.join(timeout=10)
     root = installed / "lexu_riga"
     files = sorted(p.relative_to(installed).as_posix() for p in root.rglob("*") if p.is_file())
-    assert files == EXPECTED
-    assert md5sum(installed / "lexu_riga.zip") == digest
+    assert files == EXPECTED and sorted(p.name for p in installed.iterdir()) == ["lexu_riga"]
+    assert (
+        sorted(p.relative_to(by_monai).as_posix() for p in (by_monai / "lexu_riga").rglob("*") if p.is_file()) == files
+    )
+    assert md5sum(by_monai / "lexu_riga.zip") == digest
     assert (root / "models" / "model.pt").read_bytes() == (bundle / "models" / "model.pt").read_bytes()
 
     # 3. inference as installed, from a directory outside the repository
