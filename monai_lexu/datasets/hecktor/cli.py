@@ -12,7 +12,9 @@ The preprocessing defaults come from :mod:`monai_lexu.datasets.hecktor.recipe` (
 override them); the recipe used is written to ``OUT/preprocessing.json``.
 
 The exit code is 0 when every case was converted, 1 when some case failed (the others are converted; see
-``OUT/errors.json``), 2 on a usage error.
+``OUT/errors.json``) or the run was refused (an unwritable output folder, no input: checked before any work),
+2 on a usage error. Errors are printed as one line ``error: ...`` naming the file or case; ``--debug`` adds the
+traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,7 +59,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "at training and inference) is written to OUT/preprocessing.json. The input is never modified; a second "
             "run skips finished cases."
         ),
-        epilog="Exit code: 0 all cases converted, 1 some case failed (all others done), 2 usage error.",
+        epilog="Exit code: 0 all cases converted, 1 some case failed (all others done) or the run was refused "
+        "(e.g. an unwritable --out, checked before any work), 2 usage error.",
     )
     parser.add_argument("--root", help="HECKTOR folder (imagesTr/, labelsTr/); with --synthetic: where to write it")
     parser.add_argument("--out", required=True, help="output folder (created); may equal --root")
@@ -98,21 +102,51 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "its tags) and one RTSTRUCT or DICOM-SEG file per rater (see monai_lexu.datasets.hecktor.dicom); converted to "
         "NIfTI in --root (default: OUT/raw_dicom), then processed like NIfTI input",
     )
+    parser.add_argument(
+        "--allow-uid-mismatch",
+        action="store_true",
+        help="with --dicom: accept rater files of another patient or frame of reference than the CT (default: "
+        "such a case fails, naming the file and the UIDs)",
+    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     return parser
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, (OSError, ValueError)) else f"{type(error).__name__}: {text}"
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Run the command line; returns the exit code (``prog``: the program name of the usage line)."""
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    if not args.root and args.synthetic is None and args.dicom is None:
+        parser.error("--root is required (unless --synthetic N or --dicom DIR is given)")
+    if args.synthetic is not None and args.synthetic < 1:
+        parser.error(f"--synthetic needs N >= 1, got {args.synthetic}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except Exception as e:  # one line naming the file / case; the traceback only with --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from monai_lexu.datasets._io import check_writable_dir
     from monai_lexu.datasets.hecktor.convert import convert_hecktor
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    check_writable_dir(args.out)  # before any work (synthetic data, DICOM staging, conversion)
+    if args.synthetic is not None or args.dicom is not None:
+        default = "raw" if args.synthetic is not None else "raw_dicom"
+        check_writable_dir(args.root or Path(args.out) / default, "input staging folder")
+    dicom_errors: dict[str, str] = {}
     if args.synthetic is not None:
         from monai_lexu.datasets.hecktor.synthetic import write_synthetic_hecktor
 
-        if args.synthetic < 1:
-            parser.error(f"--synthetic needs N >= 1, got {args.synthetic}")
         root = Path(args.root) if args.root else Path(args.out) / "raw"
         write_synthetic_hecktor(root, num_cases=args.synthetic, seed=args.synthetic_seed)
         print(f"Wrote {args.synthetic} synthetic PET/CT cases to {root}")
@@ -120,38 +154,32 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         from monai_lexu.datasets.hecktor.dicom import dicom_to_layout_a
 
         root = Path(args.root) if args.root else Path(args.out) / "raw_dicom"
-        converted, dicom_errors = dicom_to_layout_a(args.dicom, root)
+        converted, dicom_errors = dicom_to_layout_a(args.dicom, root, allow_uid_mismatch=args.allow_uid_mismatch)
         print(f"DICOM: {len(converted)} case(s) converted to NIfTI in {root}")
         for case_id, msg in dicom_errors.items():
             print(f"  {case_id}: {msg}", file=sys.stderr)
         if not converted:
             print("error: no DICOM case could be read", file=sys.stderr)
             return 1
-    elif not args.root:
-        parser.error("--root is required (unless --synthetic N or --dicom DIR is given)")
     else:
         root = Path(args.root)
-    try:
-        recipe = default_recipe(synthetic=args.synthetic is not None).replace(spacing=args.spacing, box_mm=args.box_mm)
-        path = convert_hecktor(
-            root,
-            args.out,
-            recipe=recipe,
-            folds=args.folds,
-            seed=args.seed,
-            device=args.device,
-            overwrite=args.overwrite,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    recipe = default_recipe(synthetic=args.synthetic is not None).replace(spacing=args.spacing, box_mm=args.box_mm)
+    path = convert_hecktor(
+        root,
+        args.out,
+        recipe=recipe,
+        folds=args.folds,
+        seed=args.seed,
+        device=args.device,
+        overwrite=args.overwrite,
+    )
     out = Path(args.out)
     summary = out / "summary.md"
     if summary.is_file():
         print(summary.read_text(encoding="utf-8"))
     errors = json.loads((out / "errors.json").read_text(encoding="utf-8"))
     print(f"Wrote {path}")
-    if args.dicom is not None and dicom_errors:
+    if dicom_errors:
         errors = {**dicom_errors, **errors}
     if errors:
         print(f"{len(errors)} case(s) failed (see {out / 'errors.json'}):", file=sys.stderr)

@@ -15,7 +15,8 @@ Output of :func:`convert_hecktor` (``out_dir``)::
     summary.csv       per case: raters, per-structure mean volume (ml) over raters, mean pairwise inter-rater Dice
     summary.md        the per-fold table (LEXU Table 1: inter-rater Dice mean (std) per fold), also logged
     errors.json       {case id: error message} of the cases that failed (empty when none)
-    conversion.json   which cases succeeded / were converted now / were skipped / failed, and the fold parameters
+    conversion.json   which cases succeeded / were converted now / were skipped / were redone / failed, the fold
+                      parameters, and per case the output shape and each output file's size and sha256 ("outputs")
 
 Pre-processing: the spatial part of :func:`~monai_lexu.datasets.hecktor.transforms.hecktor_preprocessing` with the
 recipe's ``spacing`` and ``box_mm`` (RAS, CT and masks resampled (bilinear / nearest), PET onto the CT grid, MONAI's
@@ -36,10 +37,16 @@ Choices (the lead may quote these):
   Per-fold tables give mean (std, ddof=0) over the cases that have a value.
 - **Single-rater layout**: accepted, with a WARNING that the rater variance is zero (LEXU's disagreement target is
   then empty); see :mod:`~monai_lexu.datasets.hecktor.format` for the layout rules and the grid tolerance.
-- **Robustness**: a failed case is reported (logged with its id, listed at the end and in ``errors.json``) and the
-  other cases go on; every output file is written under a temporary name and renamed when the whole case is done,
-  so a failed case leaves nothing. A second run skips cases whose outputs all exist (unless ``overwrite``); it
-  refuses to mix outputs of another recipe (:class:`~monai_lexu.datasets.hecktor.recipe.RecipeMismatchError`
+- **Robustness**: the output folder is checked writable before any work. A failed case is reported (logged with
+  its id, listed at the end and in ``errors.json``) and the other cases go on; a CT or PET with a NaN / Inf voxel is
+  such a failure (case and file named), never converted. Every output file is written under a temporary name and
+  renamed when the whole case is done, so a failed case leaves nothing. The reports are written atomically and the
+  datalist LAST (atomically): a run that dies midway leaves the previous datalist untouched.
+- **Re-runs**: a case whose outputs all exist is skipped (unless ``overwrite``) only if they are valid: each file's
+  size and sha256 equal the ones recorded in ``conversion.json``, or, for files without a record (e.g. a run
+  killed before writing it), the files read completely as 3D volumes of one shape. Anything else (a 0-byte PET, a
+  truncated mask, a file changed since) is logged with the file and the case is converted again ("redone"). A
+  re-run refuses to mix outputs of another recipe (:class:`~monai_lexu.datasets.hecktor.recipe.RecipeMismatchError`
   naming ``preprocessing.json``). The input is never modified.
 """
 
@@ -57,6 +64,7 @@ from typing import Any
 import numpy as np
 
 from monai_lexu.data.datalist import write_multirater_datalist
+from monai_lexu.datasets._io import atomic_write_text, check_writable_dir, file_sha256
 from monai_lexu.datasets.hecktor.format import (
     HECKTOR_STRUCTURES,
     HecktorCase,
@@ -171,15 +179,80 @@ def _process_case(case: HecktorCase, pipeline: Any, paths: dict[str, Path]) -> N
         raise
 
 
-def _case_stats(paths: Sequence[Path]) -> dict[str, Any]:
-    """Per-structure mean volume (ml) over raters and mean pairwise Dice from processed mask files."""
+def _read_output(path: Path) -> tuple[Any, np.ndarray]:
+    """Read a written output completely; a ValueError names the file if it is truncated or not a NIfTI volume."""
     import nibabel as nib
 
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as e:
+        raise ValueError(f"cannot read {path}: truncated or not a valid NIfTI file ({type(e).__name__}: {e})") from e
+    return img, data
+
+
+def _record_outputs(out_dir: Path, paths: Mapping[str, Path], shape: Sequence[int]) -> dict[str, Any]:
+    """The ``conversion.json`` record of one case: output shape, and size + sha256 of each file (relative path)."""
+    files = {
+        p.relative_to(out_dir).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)} for p in paths.values()
+    }
+    return {"shape": [int(v) for v in shape], "files": files}
+
+
+def _validate_outputs(
+    out_dir: Path, paths: Mapping[str, Path], record: Mapping[str, Any] | None
+) -> tuple[str | None, dict[str, Any] | None]:
+    """Check the existing outputs of a case before skipping it.
+
+    Returns:
+        ``(None, record)`` when valid (the record to keep), else ``(reason naming the file, None)``.
+    """
+    rel = {name: p.relative_to(out_dir).as_posix() for name, p in paths.items()}
+    files = record.get("files") if isinstance(record, Mapping) else None
+    if isinstance(files, Mapping) and set(files) == set(rel.values()):
+        for p in paths.values():
+            entry = files[p.relative_to(out_dir).as_posix()]
+            size = p.stat().st_size
+            if not isinstance(entry, Mapping) or entry.get("size") != size:
+                return (
+                    f"{p} has {size} bytes, {entry.get('size') if isinstance(entry, Mapping) else '?'} recorded",
+                    None,
+                )
+            if entry.get("sha256") != file_sha256(p):
+                return f"{p} differs from the recorded sha256 (changed or damaged since it was written)", None
+        return None, dict(record)
+    shape = None
+    for p in paths.values():  # no record (older conversion, or a run killed before conversion.json): read them
+        try:
+            _, data = _read_output(p)
+        except ValueError as e:
+            return str(e), None
+        if data.ndim != 3 or data.size == 0:
+            return f"{p} is not a 3D volume (shape {data.shape})", None
+        if shape is not None and tuple(data.shape) != shape:
+            return f"{p} has shape {tuple(data.shape)}, the case's CT {shape}", None
+        shape = shape or tuple(data.shape)
+    return None, _record_outputs(out_dir, paths, shape)
+
+
+def _previous_records(out_dir: Path) -> dict[str, Any]:
+    """Per-case output records of the previous run's ``conversion.json`` (empty if missing or unreadable)."""
+    path = out_dir / "conversion.json"
+    try:
+        outputs = json.loads(path.read_text(encoding="utf-8")).get("outputs", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def _case_stats(paths: Sequence[Path]) -> dict[str, Any]:
+    """Per-structure mean volume (ml) over raters and mean pairwise Dice from processed mask files."""
     volumes: dict[str, float] = {}
     dices: dict[str, float] = {}
-    imgs = [nib.load(str(p)) for p in paths]
+    read = [_read_output(p) for p in paths]
+    imgs = [img for img, _ in read]
     voxel_ml = float(abs(np.linalg.det(np.asarray(imgs[0].affine)[:3, :3]))) / 1000.0
-    data = np.stack([np.asanyarray(img.dataobj) for img in imgs])
+    data = np.stack([d for _, d in read])
     for name, values in HECKTOR_STRUCTURES.items():
         masks = np.isin(data, values)
         volumes[name] = float(masks.reshape(len(masks), -1).sum(1).mean()) * voxel_ml
@@ -192,8 +265,10 @@ def _fmt(v: float) -> str:
 
 
 def _write_summaries(out_dir: Path, rows: list[dict[str, Any]], folds: int) -> str:
+    import io
+
     names = list(HECKTOR_STRUCTURES)
-    with open(out_dir / "summary.csv", "w", newline="", encoding="utf-8") as f:
+    with io.StringIO(newline="") as f:
         writer = csv.writer(f)
         header = ["id", "fold", "num_raters", "raters"]
         for s in names:
@@ -204,6 +279,7 @@ def _write_summaries(out_dir: Path, rows: list[dict[str, Any]], folds: int) -> s
             for s in names:
                 line += [_fmt(row["volume_ml"][s]), _fmt(row["dice"][s])]
             writer.writerow(line)
+        atomic_write_text(out_dir / "summary.csv", f.getvalue())
     from monai_lexu.report import markdown_table, mean_std
 
     groups = [(str(k), [r for r in rows if r["fold"] == k]) for k in range(folds)] + [("all", rows)]
@@ -221,7 +297,7 @@ def _write_summaries(out_dir: Path, rows: list[dict[str, Any]], folds: int) -> s
         markdown_table(table),
     ]
     text = "\n".join(lines)
-    (out_dir / "summary.md").write_text(text, encoding="utf-8")
+    atomic_write_text(out_dir / "summary.md", text)
     return text
 
 
@@ -265,6 +341,7 @@ def convert_hecktor(
         the path of ``out_dir/datalist.json``.
 
     Raises:
+        PermissionError: if ``out_dir`` cannot be created or written to (checked before any work).
         FileNotFoundError: if ``root`` has no layout-A images.
         RecipeMismatchError: if ``out_dir`` holds outputs of another recipe (and not ``overwrite``); the message
             names its ``preprocessing.json``.
@@ -282,6 +359,7 @@ def convert_hecktor(
         raise TypeError(f"convert_hecktor: recipe must be a HecktorRecipe, got {type(recipe).__name__}.")
     root = Path(root).resolve()
     out_dir = Path(out_dir).resolve()
+    check_writable_dir(out_dir, "convert_hecktor: output folder")
     cases = find_hecktor_cases(root)
     fold_of = hecktor_folds([c.id for c in cases], folds=folds, seed=seed)
     out_images, out_labels = out_dir / "images", out_dir / "labels"
@@ -320,13 +398,23 @@ def convert_hecktor(
     succeeded: list[HecktorCase] = []
     converted: list[str] = []
     skipped: list[str] = []
+    redone: list[str] = []
     errors: dict[str, str] = {}
+    previous = {} if overwrite else _previous_records(out_dir)
+    records: dict[str, Any] = {}
     for case in tqdm(cases, desc="HECKTOR -> NIfTI", unit="case"):
         paths = _out_paths(out_dir, case)
         if not overwrite and case.raters and all(p.is_file() for p in paths.values()):
-            skipped.append(case.id)
-            succeeded.append(case)
-            continue
+            problem, record = _validate_outputs(out_dir, paths, previous.get(case.id))
+            if problem is None:
+                skipped.append(case.id)
+                succeeded.append(case)
+                records[case.id] = record
+                continue
+            logger.warning(
+                "HECKTOR conversion: case %r: existing output invalid, converting again: %s", case.id, problem
+            )
+            redone.append(case.id)
         try:
             check_hecktor_case(case, affine_tol=affine_tol)
             n = len(case.raters)
@@ -349,21 +437,20 @@ def convert_hecktor(
             continue
         converted.append(case.id)
         succeeded.append(case)
+        records[case.id] = _record_outputs(out_dir, paths, _read_output(paths["ct"])[1].shape)
 
-    with open(out_dir / "errors.json", "w", encoding="utf-8") as f:
-        json.dump(errors, f, indent=2)
-        f.write("\n")
+    atomic_write_text(out_dir / "errors.json", json.dumps(errors, indent=2) + "\n")
     report = {
         "root": str(root),
         "succeeded": [c.id for c in succeeded],
         "converted": converted,
         "skipped": skipped,
+        "redone": [cid for cid in redone if cid not in errors],
         "failed": sorted(errors),
         "parameters": params,
+        "outputs": {c.id: records[c.id] for c in succeeded},
     }
-    with open(out_dir / "conversion.json", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    atomic_write_text(out_dir / "conversion.json", json.dumps(report, indent=2) + "\n")
     if errors:
         logger.error(
             "HECKTOR conversion: %d of %d cases failed: %s (details in %s).",
@@ -396,6 +483,7 @@ def convert_hecktor(
         )
     table = _write_summaries(out_dir, rows, folds)
     logger.info("HECKTOR conversion of %s:\n%s", root, table)
+    # the datalist last (and atomically, see write_multirater_datalist)
     layout = "multi-rater" if any(c.multi_rater for c in cases) else "single-rater"
     return write_multirater_datalist(
         datalist_path,

@@ -59,8 +59,14 @@ DICOM-SEG: segments (``BINARY``, or ``FRACTIONAL`` thresholded at 0.5) on the SE
 resampled onto the CT grid with nearest neighbour in physical (LPS) space; voxels outside the SEG's extent are 0.
 
 Where GTVp and GTVn overlap in one rater's masks, the voxel gets GTVp (1) (the label map cannot hold both; the
-number of such voxels is logged). Different frames of reference of CT, PET and rater files are logged as a
-warning, not corrected: all coordinates are taken as patient coordinates of one frame.
+number of such voxels is logged). Different frames of reference of CT and PET are logged as a warning, not
+corrected: all coordinates are taken as patient coordinates of one frame.
+
+Identity checks of the rater files (a per-case error naming the file and the mismatching UIDs, unless
+``allow_uid_mismatch=True``, which logs a warning instead): the ``PatientID`` must be the CT's; an RTSTRUCT's
+referenced ``FrameOfReferenceUID`` (``ReferencedFrameOfReferenceSequence``) and a SEG's ``FrameOfReferenceUID`` must
+be the CT's or the PET's. A rater whose GTVp/GTVn rasterises to an empty mask on the CT grid (e.g. every contour
+outside the CT) is an error too. A damaged slice file (e.g. truncated pixel data) is named.
 """
 
 from __future__ import annotations
@@ -397,20 +403,54 @@ def _read_series(names: Any, uid: str, files: list[tuple[Path, Dataset]], modali
     import itk
 
     _check_slices(files, modality, case)
+    _check_pixel_data(files, modality, case)
     ordered = [str(f) for f in names.GetFileNames(uid)]
     expected = {str(p) for p, _ in files}
     if set(ordered) != expected or len(ordered) != len(expected):
+        unread = sorted(expected - set(ordered))
+        extra = sorted(set(ordered) - expected)
+        detail = ""
+        if unread:
+            detail += f"; GDCM cannot read {', '.join(unread)} (truncated or damaged file?)"
+        if extra:
+            detail += f"; only GDCM lists {', '.join(extra)}"
         raise ValueError(
-            f"case {case!r}: {modality} series {uid}: GDCM found {len(ordered)} files, pydicom {len(expected)}"
+            f"case {case!r}: {modality} series {uid}: GDCM found {len(ordered)} files, pydicom {len(expected)}{detail}"
         )
     sop = [str(ds.get("SOPInstanceUID", "")) for _, ds in files]
     if len(set(sop)) != len(sop):
         raise ValueError(f"case {case!r}: {modality} series {uid} holds the same SOPInstanceUID twice")
     reader = itk.ImageSeriesReader[itk.Image[itk.F, 3]].New(FileNames=ordered, ImageIO=itk.GDCMImageIO.New())
-    reader.Update()
+    try:
+        reader.Update()
+    except Exception as e:  # ITK's message names a file at best; name the series and its folder
+        folder = os.path.commonpath(ordered) if ordered else "?"
+        raise ValueError(
+            f"case {case!r}: {modality} series {uid} (files in {folder}) cannot be read: {' '.join(str(e).split())}"
+        ) from e
     image = reader.GetOutput()
     image.DisconnectPipeline()
     return image
+
+
+def _check_pixel_data(files: list[tuple[Path, Dataset]], modality: str, case: str) -> None:
+    """Name any slice file whose pixel data is shorter than its Rows x Columns x BitsAllocated say (truncated)."""
+    from pydicom import dcmread
+
+    for path, _ in files:
+        try:
+            full = dcmread(path)
+            needed = int(full.Rows) * int(full.Columns) * int(full.get("SamplesPerPixel", 1)) * int(full.BitsAllocated)
+            needed *= int(full.get("NumberOfFrames", 1) or 1)
+            data = full.get("PixelData")
+            if data is None:
+                raise ValueError("no PixelData")
+            if not full.file_meta.TransferSyntaxUID.is_compressed and len(data) * 8 < needed:
+                raise ValueError(f"PixelData has {len(data)} bytes, {needed // 8} expected")
+        except Exception as e:
+            raise ValueError(
+                f"case {case!r}: {modality} slice {path} is damaged or truncated ({type(e).__name__}: {e})"
+            ) from e
 
 
 def _image_like(array: np.ndarray, reference: Any) -> Any:
@@ -573,6 +613,7 @@ def read_dicom_case(
     case_dir: str | os.PathLike,
     roi_patterns: Mapping[str, str | None] | None = None,
     rater_name_from: Literal["tags", "filename"] = "tags",
+    allow_uid_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Read one PET/CT case with its rater annotations (layout described in the module docstring).
 
@@ -581,6 +622,8 @@ def read_dicom_case(
         roi_patterns: ``{structure: regular expression or None}`` replacing entries of :data:`DEFAULT_ROI_PATTERNS`.
         rater_name_from: ``"tags"`` (SeriesDescription, then StructureSetLabel / ContentLabel, then file name) or
             ``"filename"``.
+        allow_uid_mismatch: accept (with a warning) rater files whose PatientID or frame of reference differs from
+            the CT's / PET's; by default they are an error.
 
     Returns:
         ``{"case": str, "ct": itk.Image[F, 3] (HU), "pet": itk.Image[F, 3] (SUVbw, PET grid),
@@ -592,7 +635,9 @@ def read_dicom_case(
     Raises:
         FileNotFoundError: if ``case_dir`` is not a folder.
         ValueError: naming the case and the file, series or tag, for a missing / ambiguous series, irregular
-            slices, missing SUV tags, unmatched or ambiguous ROI names, contours off the slices, duplicate raters.
+            slices, a damaged slice file, missing SUV tags, unmatched or ambiguous ROI names, contours off the
+            slices, duplicate raters, a rater file of another patient / frame of reference (naming the UIDs), or a
+            rater whose mask is empty on the CT grid.
     """
     import itk
 
@@ -624,24 +669,22 @@ def read_dicom_case(
 
     raters: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    patient = str(ct_files[0][1].get("PatientID", ""))
     for path, ds in rater_files:
         rater = _rater_name(ds, path, rater_name_from)
         if rater in raters:
             raise ValueError(f"case {case!r}: rater name {rater!r} is used by both {sources[rater]} and {path}")
+        _check_rater_identity(path, ds, patient, frames, case, allow_uid_mismatch)
         if ds.Modality == "RTSTRUCT":
-            ref_frames = {
-                str(f.get("FrameOfReferenceUID", "")) for f in ds.get("ReferencedFrameOfReferenceSequence", [])
-            }
-            if ref_frames and not ref_frames & set(frames.values()):
-                logger.warning("case %r: %s refers to another FrameOfReferenceUID than CT / PET", case, path)
             raters[rater] = _rtstruct_label(path, ds, ct, pet, compiled, case)
         else:
-            if _present(ds, "FrameOfReferenceUID") and str(ds.FrameOfReferenceUID) not in frames.values():
-                logger.warning("case %r: %s refers to another FrameOfReferenceUID than CT / PET", case, path)
             raters[rater] = _seg_label(path, ct, compiled, case)
         sources[rater] = str(path)
         if not itk.array_view_from_image(raters[rater]).any():
-            logger.warning("case %r: rater %r (%s) has an empty GTVp/GTVn mask on the CT grid", case, rater, path)
+            raise ValueError(
+                f"case {case!r}: rater {rater!r} ({path}): the GTVp/GTVn contours rasterise to an empty mask on the CT "
+                "grid (contours outside the CT, or on no CT slice); an empty rater is refused."
+            )
     return {
         "case": case,
         "ct": ct,
@@ -650,6 +693,35 @@ def read_dicom_case(
         "suv_factor": factor,
         "sources": {"ct": ct_uid, "pet": pet_uid, "raters": sources},
     }
+
+
+def _check_rater_identity(
+    path: Path, ds: Dataset, patient: str, frames: Mapping[str, str], case: str, allow: bool
+) -> None:
+    """PatientID and frame of reference of a rater file against the CT's (and the PET's frame); see the module
+    docstring. Raises ValueError naming the file and the UIDs, or only warns when ``allow``."""
+    problems = []
+    rater_patient = str(ds.get("PatientID", "") or "")
+    if rater_patient and patient and rater_patient != patient:
+        problems.append(f"PatientID {rater_patient!r} (CT: {patient!r})")
+    if ds.Modality == "RTSTRUCT":
+        refs = {str(f.get("FrameOfReferenceUID", "")) for f in ds.get("ReferencedFrameOfReferenceSequence", [])}
+        refs.discard("")
+    else:
+        refs = {str(ds.FrameOfReferenceUID)} if _present(ds, "FrameOfReferenceUID") else set()
+    if refs and not refs & {v for v in frames.values() if v}:
+        problems.append(
+            f"FrameOfReferenceUID {', '.join(sorted(refs))} (CT: {frames['CT'] or '?'}, PET: {frames['PT'] or '?'})"
+        )
+    if not problems:
+        return
+    message = f"case {case!r}: {ds.Modality} {path} belongs to another " + (
+        "patient / frame of reference: " + "; ".join(problems)
+    )
+    if allow:
+        logger.warning("%s; used anyway (allow_uid_mismatch)", message)
+        return
+    raise ValueError(message + " (pass allow_uid_mismatch=True / --allow-uid-mismatch to use it anyway)")
 
 
 def _ct_for_output(ct: Any) -> Any:
@@ -697,6 +769,7 @@ def dicom_to_layout_a(
     staging_dir: str | os.PathLike,
     roi_patterns: Mapping[str, str | None] | None = None,
     rater_name_from: Literal["tags", "filename"] = "tags",
+    allow_uid_mismatch: bool = False,
 ) -> tuple[list[str], dict[str, str]]:
     """Convert every case folder of ``dicom_root`` to NIfTI layout A in ``staging_dir``.
 
@@ -705,6 +778,7 @@ def dicom_to_layout_a(
         staging_dir: output root (created); see the module docstring for the files.
         roi_patterns: ``{structure: regular expression or None}`` replacing entries of :data:`DEFAULT_ROI_PATTERNS`.
         rater_name_from: ``"tags"`` or ``"filename"``, see :func:`read_dicom_case`.
+        allow_uid_mismatch: see :func:`read_dicom_case`.
 
     Returns:
         ``(converted case ids in sorted order, {case id: error message})``. A case fails (and writes nothing) when
@@ -728,7 +802,7 @@ def dicom_to_layout_a(
     for case_dir in case_dirs:
         case = case_dir.name
         try:
-            data = read_dicom_case(case_dir, roi_patterns, rater_name_from)
+            data = read_dicom_case(case_dir, roi_patterns, rater_name_from, allow_uid_mismatch=allow_uid_mismatch)
             if not data["raters"]:
                 raise ValueError(f"case {case!r}: no RTSTRUCT or SEG rater file found below {case_dir}")
             _write_case(data, staging)

@@ -163,6 +163,21 @@ def _read_nifti(path: Path, case_id: str, what: str) -> Any:
     return img, data
 
 
+def _check_finite(data: np.ndarray, path: Path, case_id: str, what: str) -> None:
+    """Refuse NaN / Inf voxels: resampling spreads one NaN to its neighbours and the PET normalisation then turns the
+    whole channel NaN (a NaN loss from the first batch); casting NaN CT to int16 would silently give 0 HU."""
+    if not np.issubdtype(data.dtype, np.floating):
+        return
+    finite = np.isfinite(data)
+    if not finite.all():
+        nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"case {case_id!r}: the {what} {path} holds {nan} NaN and {inf} Inf voxel(s) (first at voxel {first}); "
+            "non-finite images are refused: fix the file or leave the case out."
+        )
+
+
 def _world_box(affine: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned world (mm) bounding box of a voxel grid, voxel edges included."""
     corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in shape[:3]], indexing="ij")).reshape(3, -1)
@@ -174,8 +189,9 @@ def check_hecktor_case(case: HecktorCase, affine_tol: float = 1e-3) -> None:
     """Check one case before conversion; every error names the case and the file.
 
     Checks: CT and PET present; >= 2 raters in the multi-rater layout (>= 1 in the single-rater one); every file
-    readable (not truncated) and 3D; each rater mask on the CT grid (same shape, affine within ``affine_tol``) with
-    values in :data:`HECKTOR_LABEL_VALUES`; CT and PET overlapping in physical space.
+    readable (not truncated) and 3D; CT and PET finite (no NaN / Inf voxel); each rater mask on the CT grid (same
+    shape, affine within ``affine_tol``) with values in :data:`HECKTOR_LABEL_VALUES`; CT and PET overlapping in
+    physical space.
 
     Args:
         case: the case (from :func:`find_hecktor_cases`).
@@ -204,8 +220,12 @@ def check_hecktor_case(case: HecktorCase, affine_tol: float = 1e-3) -> None:
             f"case {cid!r}: only one rater mask ({name}: {path}) in the multi-rater layout; LEXU learns from the "
             "disagreement of several raters and needs >= 2 raters per case."
         )
-    ct_img, _ = _read_nifti(case.ct, cid, "CT")
-    pet_img, _ = _read_nifti(case.pet, cid, "PET")
+    ct_img, ct_data = _read_nifti(case.ct, cid, "CT")
+    _check_finite(ct_data, case.ct, cid, "CT")
+    del ct_data
+    pet_img, pet_data = _read_nifti(case.pet, cid, "PET")
+    _check_finite(pet_data, case.pet, cid, "PET")
+    del pet_data
     ct_shape = tuple(int(s) for s in ct_img.shape[:3])
     for rater, path in case.raters.items():
         img, data = _read_nifti(path, cid, f"mask of rater {rater!r}")
