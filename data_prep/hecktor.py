@@ -9,7 +9,8 @@ A thin entry point over :mod:`monai_lexu.datasets.hecktor.cli` (same options as
     python -m data_prep.hecktor --root R --out O --spacing 1 1 1 --box-mm 200 200 310 --folds 3 --seed 27 --device cuda
 
 The exit code is 0 when every case was converted, 1 when some case failed (the others are converted; see
-``OUT/errors.json``), 2 on a usage error.
+``OUT/errors.json``) or the run was refused (e.g. an unwritable ``--out``, checked before any work; one line
+``error: ...`` naming the file, ``--debug`` adds the traceback), 2 on a usage error.
 """
 
 from __future__ import annotations

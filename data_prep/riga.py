@@ -4,6 +4,10 @@ A thin entry point over :mod:`monai_lexu.datasets.riga.cli` (``python -m monai_l
 Example::
 
     python -m data_prep.riga --root /data/DiscRegion --out data/riga --size 256 --seed 27
+
+The exit code is 0 when every image was converted, 1 when some image failed (the others are converted; see
+``OUT/errors.json``) or the run was refused (e.g. an unwritable ``--out``, checked before any work; one line
+``error: ...`` naming the file, ``--debug`` adds the traceback), 2 on a usage error.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ Run as ``python -m monai_lexu.datasets.riga {convert,synthetic}`` or through the
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "CONVERT_DESCRIPTION",
@@ -32,7 +36,9 @@ PROG = "python -m monai_lexu.datasets.riga"
 CONVERT_DESCRIPTION = (
     "Convert RIGA (Glaucoma_multirater_{BinRushed,MESSIDOR,Magrabia}.csv + images + 6 rater masks) "
     "to OUT/images/*.png, OUT/masks/*_r{1..6}.png and OUT/datalist.json. Training/validation: random_split of "
-    "BinRushed+MESSIDOR (80/20, seed 27 as the LEXU code); test: Magrabia. The input is not modified."
+    "BinRushed+MESSIDOR (80/20, seed 27 as the LEXU code); test: Magrabia. The input is not modified. An unreadable "
+    "image or mask fails its case only: the others are converted, OUT/errors.json lists the failures, the exit code "
+    "is 1. Errors are one line naming the file (--debug: with the traceback)."
 )
 """Description of the converter."""
 
@@ -62,15 +68,35 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument(
         "--val-fraction", type=float, default=0.2, help="validation fraction of BinRushed+MESSIDOR (default: 0.2)"
     )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, (OSError, ValueError)) else f"{type(error).__name__}: {text}"
+
+
 def run_convert(args: argparse.Namespace) -> int:
-    """Convert for parsed ``args``; returns the exit code."""
+    """Convert for parsed ``args``; returns the exit code: 0 all images converted, 1 some image failed (the others
+    are converted, see ``OUT/errors.json``) or the run was refused (one line ``error: ...`` on stderr)."""
     from monai_lexu.datasets.riga.convert import convert_riga
 
-    path = convert_riga(args.root, args.out, size=args.size, seed=args.seed, val_fraction=args.val_fraction)
+    try:
+        path = convert_riga(args.root, args.out, size=args.size, seed=args.seed, val_fraction=args.val_fraction)
+    except Exception as e:  # one line naming the file; the traceback only with --debug
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 1
     print(f"Wrote {path}")
+    errors_file = Path(args.out) / "errors.json"
+    errors = json.loads(errors_file.read_text(encoding="utf-8")) if errors_file.is_file() else {}
+    if errors:
+        print(f"{len(errors)} image(s) failed (see {errors_file}):", file=sys.stderr)
+        for cid, msg in errors.items():
+            print(f"  {cid}: {' '.join(str(msg).split())}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,10 +18,18 @@ Choices (the lead may quote these):
   (``m != 0``) gains a halo and its cup (``m == 255`` after /255) loses edge pixels. NEAREST keeps the raw values.
 - No intensity normalisation is stored; the ImageNet mean/std standardisation of the reference belongs in the
   transforms.
+- **Bad images** (like the HECKTOR converter): the output folder is checked writable before any work; an image or
+  mask that cannot be read (truncated, not an image) fails its case only: the error names the case and the file, is
+  logged and listed in ``errors.json`` (``{case id: message}``), and the other images are converted. Each case's PNG
+  set is written under temporary names and renamed when the whole set is written, so a failed case leaves no PNG
+  (outputs of an earlier run of that case are removed). The split is drawn over ALL cases, failed ones included (so
+  fixing one later moves no other case); the failed cases are left out of the datalist, which is written last and
+  atomically. No datalist is written when no case could be converted.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -29,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from monai_lexu.data.datalist import write_multirater_datalist
+from monai_lexu.datasets._io import atomic_write_text, check_writable_dir
 from monai_lexu.datasets.riga.format import (
     RIGA_NUM_RATERS,
     RIGA_SOURCES,
@@ -42,6 +51,44 @@ from monai_lexu.datasets.riga.format import (
 __all__ = ["convert_riga", "ensure_riga_dataset"]
 
 logger = logging.getLogger("monai_lexu")
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _convert_case(
+    cid: str, inputs: list[Path], out_images: Path, out_masks: Path, size: int
+) -> tuple[Path, list[Path]]:
+    """Resize one image and its masks into temporary PNGs, then rename them all (nothing is left on error)."""
+    from PIL import Image
+
+    img_in, *mask_in = inputs
+    img_out = out_images / f"{cid}.png"
+    mask_out = [out_masks / f"{cid}_r{r}.png" for r in range(1, len(mask_in) + 1)]
+    targets = [img_out, *mask_out]
+    tmps = [t.with_name(_TMP_PREFIX + t.name) for t in targets]
+    try:
+        for src, tmp, mode, resample in zip(
+            inputs,
+            tmps,
+            ["RGB"] + ["L"] * len(mask_in),
+            [Image.Resampling.BILINEAR] + [Image.Resampling.NEAREST] * len(mask_in),
+        ):
+            try:
+                with Image.open(src) as im:
+                    im.convert(mode).resize((size, size), resample).save(tmp, format="PNG")
+            except Exception as e:  # PIL's messages rarely name the file
+                what = "image" if src == img_in else f"mask of rater {mask_in.index(src) + 1}"
+                raise ValueError(
+                    f"case {cid!r}: cannot read the {what} {src}: truncated or not a valid image "
+                    f"({type(e).__name__}: {e})"
+                ) from e
+        for tmp, target in zip(tmps, targets):
+            os.replace(tmp, target)
+    except BaseException:
+        for path in tmps + targets:  # a failed case leaves no PNG, not even one of an earlier run
+            path.unlink(missing_ok=True)
+        raise
+    return img_out, mask_out
 
 
 def _train_val_indices(n: int, seed: int, val_fraction: float) -> tuple[list[int], list[int]]:
@@ -68,7 +115,8 @@ def convert_riga(
     Reads the three CSVs, resizes images (bilinear) and masks (NEAREST) to ``size x size``, writes PNGs under
     ``out_dir`` and ``out_dir/datalist.json`` (sections ``training`` / ``validation`` from BinRushed + MESSIDOR,
     ``test`` = Magrabia). The input is never modified; ``out_dir`` may equal ``root``. Re-running overwrites the
-    outputs with identical files.
+    outputs with identical files. An unreadable image or mask fails its case only (see the module docstring):
+    the others are converted, ``out_dir/errors.json`` lists the failures, and the datalist leaves them out.
 
     Args:
         root: directory with ``Glaucoma_multirater_{BinRushed,MESSIDOR,Magrabia}.csv``.
@@ -81,17 +129,21 @@ def convert_riga(
         the path of the written ``datalist.json``.
 
     Raises:
+        PermissionError: if ``out_dir`` cannot be created or written to (checked before any work).
         FileNotFoundError: if a CSV or a file it lists is missing (the message names the file, CSV and line).
-        ValueError: on a malformed CSV, an invalid ``size`` / ``val_fraction``, or if an input file lies inside
-            ``out_dir/images`` or ``out_dir/masks`` (it could be overwritten).
+        ValueError: on a malformed CSV, an invalid ``size`` / ``val_fraction``, if an input file lies inside
+            ``out_dir/images`` or ``out_dir/masks`` (it could be overwritten), or if no case could be converted
+            (the errors are in ``errors.json``).
     """
-    from PIL import Image
     from tqdm import tqdm
 
     if size < 1:
         raise ValueError(f"convert_riga: size must be >= 1, got {size}.")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
     root = Path(root).resolve()
     out_dir = Path(out_dir).resolve()
+    check_writable_dir(out_dir, "convert_riga: output folder")
     per_source: dict[str, list[tuple[str, list[str]]]] = {}
     for source in RIGA_SOURCES:
         per_source[source] = read_riga_csv(riga_csv_path(root, source))
@@ -120,34 +172,47 @@ def convert_riga(
 
     out_images.mkdir(parents=True, exist_ok=True)
     out_masks.mkdir(parents=True, exist_ok=True)
-    bilinear = Image.Resampling.BILINEAR
-    nearest = Image.Resampling.NEAREST
+    for folder in (out_images, out_masks):
+        for stale in folder.glob(_TMP_PREFIX + "*"):
+            stale.unlink()
     entries_out: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
     for cid, info in tqdm(cases.items(), desc="RIGA -> PNG", unit="img"):
-        img_in, *mask_in = info["inputs"]
-        img_out = out_images / f"{cid}.png"
-        with Image.open(img_in) as im:
-            im.convert("RGB").resize((size, size), bilinear).save(img_out)
-        rater_out = []
-        for r, m in enumerate(mask_in, start=1):
-            m_out = out_masks / f"{cid}_r{r}.png"
-            with Image.open(m) as mk:
-                mk.convert("L").resize((size, size), nearest).save(m_out)
-            rater_out.append(str(m_out))
+        try:
+            img_out, mask_out = _convert_case(cid, info["inputs"], out_images, out_masks, size)
+        except Exception as e:  # one bad image must not stop the others
+            errors[cid] = str(e) if f"{cid!r}" in str(e) else f"case {cid!r}: {type(e).__name__}: {e}"
+            logger.error("RIGA conversion: %s", errors[cid])
+            continue
         entries_out[cid] = {
             "id": cid,
             "image": str(img_out),
-            "raters": rater_out,
+            "raters": [str(m) for m in mask_out],
             "source": info["source"],
             "source_image": info["source_image"],
         }
+    atomic_write_text(out_dir / "errors.json", json.dumps(errors, indent=2) + "\n")
+    if errors:
+        logger.error(
+            "RIGA conversion: %d of %d images failed: %s (details in %s).",
+            len(errors),
+            len(cases),
+            ", ".join(errors),
+            out_dir / "errors.json",
+        )
+    if not entries_out:
+        raise ValueError(
+            f"convert_riga: no case of {root} could be converted; see {out_dir / 'errors.json'}: "
+            + "; ".join(errors.values())[:2000]
+        )
 
+    # the split over ALL cases (failed ones included), then the failed ones left out: no other case moves
     pool = [cid for s in RIGA_TRAIN_SOURCES for cid in order[s]]
     train_idx, val_idx = _train_val_indices(len(pool), seed, val_fraction)
     sections = {
-        "training": [entries_out[pool[i]] for i in train_idx],
-        "validation": [entries_out[pool[i]] for i in val_idx],
-        "test": [entries_out[cid] for s in RIGA_TEST_SOURCES for cid in order[s]],
+        "training": [entries_out[pool[i]] for i in train_idx if pool[i] in entries_out],
+        "validation": [entries_out[pool[i]] for i in val_idx if pool[i] in entries_out],
+        "test": [entries_out[cid] for s in RIGA_TEST_SOURCES for cid in order[s] if cid in entries_out],
     }
     return write_multirater_datalist(
         out_dir / "datalist.json",
