@@ -228,3 +228,82 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path):
     debug = subprocess.run(args + ["--debug"], capture_output=True, text=True, cwd=Path(__file__).parents[3], env=env)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and str(tmp_path / "missing") in debug.stderr
     assert not (tmp_path / "o" / "datalist.json").exists()
+
+
+# ------------------------------------------------------------------------------ the catalogue: converter side
+def _mask_with(value: float, dtype: type) -> np.ndarray:
+    m = np.zeros(SHAPE, dtype)
+    m[3:7, 3:7, 3:7] = 1
+    m[0, 0, 0] = value
+    return m
+
+
+@pytest.mark.parametrize(
+    "mask, phrase",
+    [
+        (_mask_with(3, np.uint8), "values [3] outside {0, 1, 2}"),
+        (_mask_with(0.5, np.float32), "values [0.5] outside {0, 1, 2}"),
+        (_mask_with(np.nan, np.float32), "values [nan] outside {0, 1, 2}"),
+    ],
+    ids=["label-3", "float-0.5", "nan"],
+)
+def test_converter_refuses_rater_values_outside_the_mapping(tmp_path, mask, phrase):
+    """The converter, like LoadRatersd, refuses a label value outside the mapping and a soft (0.5) mask."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_case(root, "GOOD")
+    write_case(root, "BAD")
+    path = root / "labelsTr" / "b" / "BAD.nii.gz"
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), path)
+    convert_hecktor(root, out, recipe=RECIPE, folds=1)
+    error = json.loads((out / "errors.json").read_text())["BAD"]
+    assert f"case 'BAD': the mask of rater 'b' ({path})" in error and phrase in error, error
+    assert leftovers(out, "BAD") == []
+
+
+def test_converter_mixed_dtype_raters_are_one_case(tmp_path):
+    """Integer label values from any dtype: a float32 and a uint8 rater of one case convert to the same masks."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_case(root, "MIX")
+    path = root / "labelsTr" / "a" / "MIX.nii.gz"
+    data = np.asarray(nib.load(path).dataobj)
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.eye(4)), path)
+    convert_hecktor(root, out, recipe=RECIPE, folds=1)
+    converted = np.asarray(nib.load(out / "labels" / "a" / "MIX.nii.gz").dataobj)
+    assert converted.dtype == np.uint8
+    np.testing.assert_array_equal(converted, data)
+
+
+def test_converter_names_a_4d_ct(tmp_path):
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_case(root, "GOOD")
+    write_case(root, "FOUR")
+    nib.save(nib.Nifti1Image(np.zeros((*SHAPE, 2), np.int16), np.eye(4)), root / "imagesTr" / "FOUR__CT.nii.gz")
+    convert_hecktor(root, out, recipe=RECIPE, folds=1)
+    error = json.loads((out / "errors.json").read_text())["FOUR"]
+    assert "case 'FOUR': the CT" in error and "FOUR__CT.nii.gz must be a 3D volume, got shape (12, 12, 12, 2)" in error
+    assert leftovers(out, "FOUR") == []
+
+
+def test_all_zero_pet_is_valid(tmp_path):
+    """An all-zero PET (a failed reconstruction looks like this, but it is finite data): converted, with the crop
+    centred on the image (no head found), and it normalises to finite values."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    write_case(root, "ZERO", pet=np.zeros(SHAPE, np.float32))
+    datalist = convert_hecktor(root, out, recipe=RECIPE, folds=1)
+    (case,) = load_multirater_datalist(datalist)
+    pet = np.asarray(nib.load(case["image"][1]).dataobj)
+    assert pet.shape == SHAPE and not pet.any()
+
+
+def test_dataset_dir_with_unrelated_files_is_refused(tmp_path):
+    """--dataset_dir pointing at unrelated files: refused naming the folder; nothing is written into it."""
+    from monai_lexu.datasets.hecktor.convert import ensure_hecktor_dataset
+
+    junk = tmp_path / "junk"
+    (junk / "raw").mkdir(parents=True)
+    (junk / "report.pdf").write_bytes(b"%PDF")
+    (junk / "raw" / "scan.nii.gz").write_bytes(b"x")
+    before = sorted(str(p.relative_to(junk)) for p in junk.rglob("*"))
+    with pytest.raises(FileNotFoundError, match=rf"{junk}: no datalist\.json and no imagesTr/<Case>__CT\.nii\.gz"):
+        ensure_hecktor_dataset(junk)
+    assert sorted(str(p.relative_to(junk)) for p in junk.rglob("*")) == before
