@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from monai.handlers import CheckpointSaver
-from monai.transforms import Compose, Randomizable
+from monai.transforms import Randomizable, Transform
 from monai.utils import IgniteInfo, min_version, optional_import
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
@@ -188,20 +188,29 @@ def _set_python_state(state: Mapping) -> None:
     random.setstate((state["version"], tuple(int(v) for v in state["internal"].tolist()), state["gauss"]))
 
 
-def _randomizables(transforms: Any) -> list[Randomizable]:
-    """Every ``Randomizable`` with its own ``R`` in ``transforms`` (a Compose, a list, nested), depth first."""
-    found: list[Randomizable] = []
-    if transforms is None:
-        return found
-    if isinstance(transforms, Compose):
-        found.append(transforms)
-        children: Iterable[Any] = transforms.transforms
-    elif isinstance(transforms, (list, tuple)):
-        children = transforms
+def _random_generators(obj: Any, seen: set[int] | None = None) -> list[np.random.RandomState]:
+    """Every ``numpy.random.RandomState`` held by the MONAI transforms in ``obj``, depth first, each once.
+
+    Walks a ``Compose`` (nested ones too), lists, tuples and dicts, and the attributes of every transform: a random
+    dictionary transform often draws from an inner array transform's generator (``RandCropByPosNegLabeld.cropper``).
+    """
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, np.random.RandomState):
+        return [obj]
+    if isinstance(obj, Mapping):
+        children: Iterable[Any] = obj.values()
+    elif isinstance(obj, (list, tuple)):
+        children = obj
+    elif isinstance(obj, (Transform, Randomizable)):
+        children = vars(obj).values()
     else:
-        return [transforms] if isinstance(transforms, Randomizable) and hasattr(transforms, "R") else []
+        return []
+    found: list[np.random.RandomState] = []
     for child in children:
-        found += _randomizables(child)
+        found += _random_generators(child, seen)
     return found
 
 
@@ -209,8 +218,8 @@ class RandomStates:
     """The random states a training draws from, as an object with ``state_dict``/``load_state_dict``.
 
     Holds torch's CPU (and, when present, CUDA) generator, numpy's and Python's global generators and the own
-    ``numpy.random.RandomState`` (``R``) of every MONAI random transform in ``transforms`` (e.g. the training
-    preprocessing: ``RandCropByPosNegLabeld`` draws from its ``R``, not from the global generators). Every value is a
+    ``numpy.random.RandomState`` of every MONAI random transform in ``transforms`` (e.g. the training preprocessing:
+    ``RandCropByPosNegLabeld`` draws from its inner cropper's ``R``, not from the global generators). Every value is a
     tensor or a plain number, so the checkpoint loads with ``torch.load(weights_only=True)``.
 
     Args:
@@ -218,7 +227,7 @@ class RandomStates:
     """
 
     def __init__(self, transforms: Any = None) -> None:
-        self.transforms = _randomizables(transforms)
+        self.generators = _random_generators(transforms)
 
     def state_dict(self) -> dict:
         """The current states."""
@@ -226,7 +235,7 @@ class RandomStates:
             "torch": torch.get_rng_state(),
             "numpy": _numpy_state(np.random.mtrand._rand),
             "python": _python_state(),
-            "transforms": [_numpy_state(t.R) for t in self.transforms],
+            "transforms": [_numpy_state(g) for g in self.generators],
         }
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
@@ -238,16 +247,16 @@ class RandomStates:
         Raises:
             ValueError: the saved transform states do not match the number of random transforms.
         """
-        if len(state["transforms"]) != len(self.transforms):
+        if len(state["transforms"]) != len(self.generators):
             raise ValueError(
-                f"the checkpoint holds the random states of {len(state['transforms'])} random transforms, the "
-                f"training preprocessing has {len(self.transforms)}: resume with the configuration that saved it"
+                f"the checkpoint holds {len(state['transforms'])} random-transform generators, the training "
+                f"preprocessing has {len(self.generators)}: resume with the configuration that saved it"
             )
         torch.set_rng_state(state["torch"])
         _set_numpy_state(np.random.mtrand._rand, state["numpy"])
         _set_python_state(state["python"])
-        for t, s in zip(self.transforms, state["transforms"]):
-            _set_numpy_state(t.R, s)
+        for generator, saved in zip(self.generators, state["transforms"]):
+            _set_numpy_state(generator, saved)
         if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state["cuda"])
 

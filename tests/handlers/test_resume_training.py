@@ -135,3 +135,83 @@ def test_resume_from_a_missing_checkpoint_names_it(tmp_path):
     assert out.returncode != 0
     assert f"cannot resume: no checkpoint {missing}" in out.stderr
     assert not (tmp_path / "nothing" / "models" / "model.pt").exists()
+
+
+def test_hecktor_resume_restores_the_random_crops(tmp_path):
+    """lexu_hecktor's CPU recipe draws random crops and flips from the transforms' own generators: a training of 3
+    epochs and one of 2 epochs resumed to 3 end with equal weights (in-process, ``monai.bundle.run``)."""
+    from monai.bundle import run
+
+    bundle = REPO / "bundles" / "lexu_hecktor"
+
+    def overrides(name: str, epochs: int, resume: bool = False) -> dict:
+        return {
+            "bundle_root": str(bundle),
+            "dataset_dir": str(tmp_path / "data"),
+            "ckpt_dir": str(tmp_path / name),
+            "output_dir": str(tmp_path / name / "eval"),
+            "synthetic_data": {"num_cases": 4, "seed": 1},
+            "num_folds": 2,
+            "features": [8, 16, 32, 64],
+            "patch_size": [32, 32, 32],
+            "num_samples": 2,
+            "epochs": epochs,
+            "val_interval": 1,
+            "checkpoint_interval": 1,
+            "resume": resume,
+        }
+
+    configs = [str(bundle / "configs" / n) for n in ("train.json", "cpu_small.json")]
+    run(config_file=configs, **overrides("reference", 3))
+    run(config_file=configs, **overrides("resumed", 2))
+    run(config_file=configs, **overrides("resumed", 3, resume=True))
+    reference, resumed = _weights(tmp_path / "reference" / "model.pt"), _weights(tmp_path / "resumed" / "model.pt")
+    assert all(torch.equal(reference[k], resumed[k]) for k in reference)
+    checkpoint = _weights(tmp_path / "resumed" / "checkpoint.pt")
+    assert len(checkpoint["random"]["transforms"]) == 4  # Compose, RandCropByPosNegLabeld (+ its cropper), RandFlipd
+
+
+def test_random_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+    from monai.transforms import Compose, RandCropByPosNegLabeld, RandFlipd
+
+    from monai_lexu.handlers import RandomStates, atomic_torch_save
+
+    transforms = Compose(
+        [
+            RandCropByPosNegLabeld(keys="image", label_key="image", spatial_size=(2, 2), num_samples=1),
+            RandFlipd(keys="image", prob=0.5),
+        ]
+    )
+    states = RandomStates(transforms)
+    atomic_torch_save({"random": states.state_dict()}, tmp_path / "rng.pt")
+
+    def draw() -> tuple:
+        return (
+            torch.rand(3).tolist(),
+            np.random.rand(3).tolist(),
+            random.random(),
+            [g.rand() for g in states.generators],
+        )
+
+    first = draw()
+    states.load_state_dict(torch.load(tmp_path / "rng.pt", weights_only=True)["random"])
+    assert draw() == first
+    with pytest.raises(ValueError, match="holds 4 random-transform generators, the training preprocessing has 0"):
+        RandomStates(None).load_state_dict(torch.load(tmp_path / "rng.pt", weights_only=True)["random"])
+
+
+def test_resume_checkpoint_of_another_training_is_refused_naming_it(tmp_path):
+    from ignite.engine import Engine
+
+    from monai_lexu.handlers import ResumableCheckpoint
+
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model": torch.nn.Linear(2, 1).state_dict()}, path)
+    engine = Engine(lambda engine, batch: None)
+    handler = ResumableCheckpoint(tmp_path, {"model": torch.nn.Linear(2, 1)}, resume=True)
+    handler.attach(engine)
+    with pytest.raises(ValueError, match=f"cannot resume from {path}: it has no random, trainer"):
+        engine.run([0], max_epochs=1)
