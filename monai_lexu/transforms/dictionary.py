@@ -194,16 +194,16 @@ class CheckedLoadImaged(LoadImaged):
         sources = {key: d[key] for key in self.key_iterator(d)}
         try:
             out = super().__call__(d, reader)
-        except FileNotFoundError:
-            raise
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{case}{e}") from e
         except Exception as e:
             for files in sources.values():
                 if not isinstance(files, (str, os.PathLike, Sequence)):
                     continue
                 try:
                     self._loader(files, reader)
-                except FileNotFoundError:
-                    raise
+                except FileNotFoundError as inner:
+                    raise FileNotFoundError(f"{case}{inner}") from e
                 except Exception as inner:
                     raise ValueError(self._diagnose(files, inner, case)) from e
             raise

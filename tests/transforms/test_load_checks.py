@@ -244,3 +244,8 @@ def test_label_value_outside_the_mapping_is_refused(tmp_path, ndim):
     _refused(sample, ValueError, r"mask values \[3\] in case 'V': rater file .*bad\.nii\.gz are not in the structure")
     with pytest.raises(ValueError, match=r"mask values \[3\]"):
         MapStructuresd(keys="m", structures=HECKTOR)({"m": torch.as_tensor(m)[None]})
+
+
+def test_missing_image_names_case_and_file(volume_case):
+    volume_case["image"][1] = volume_case["image"][1].replace("pet", "gone")
+    _refused(volume_case, FileNotFoundError, r"case 'P-1': No such file or no access: '.*gone\.nii\.gz'")
