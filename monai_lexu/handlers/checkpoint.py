@@ -107,7 +107,22 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike, check_finite: bool = Tr
     finally:
         if tmp.exists():
             tmp.unlink()
+    _remove_stale_temporaries(path)
     return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete ``.<name>.<pid>.tmp`` files next to ``path`` left by a killed process (whose pid no longer runs)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = stale.name[len(path.name) + 2 : -len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except PermissionError:  # a live process of another user
+            continue
 
 
 class _GuardedSaver(BaseSaveHandler):

@@ -10,6 +10,8 @@ the handler on a hand-made engine state, and the savers' refusal of a non-finite
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -115,8 +117,11 @@ def test_stop_on_nonfinite_loss_names_the_cases():
 
 def test_savers_refuse_nonfinite_states_and_write_atomically(tmp_path):
     net = torch.nn.Linear(2, 1)
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    (tmp_path / f".good.pt.{finished.pid}.tmp").write_bytes(b"half")  # left by a killed writer
     atomic_torch_save({"model": net.state_dict()}, tmp_path / "good.pt")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.pt"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.pt"]  # no temporary file left, the stale one removed
     with torch.no_grad():
         net.weight[0, 1] = float("nan")
     with pytest.raises(
