@@ -4,7 +4,8 @@ HECKTOR inference (lexu_hecktor's inference.json + cpu_small.json, as ``monai.bu
 cases whose second PET is a truncated ``.nii.gz`` and whose third PET holds NaN voxels: the two good cases get
 their label/probability/uncertainty maps, the two bad ones nothing (no partial file, no staging folder left), the
 summary ``inference_summary.json`` lists both failures naming the PET file, and the run raises at the end naming
-them. The weights are an untrained network's (the test is about the inputs, not the maps).
+them. The same for the 2D path (lexu_riga, a truncated PNG among 3). The weights are an untrained network's (the
+tests are about the inputs, not the maps).
 """
 
 from __future__ import annotations
@@ -116,3 +117,49 @@ def test_guarded_dataset_turns_a_bad_input_into_a_named_failure(hecktor):
     assert json.loads(failure["inference_source"]) == item
     missing = {"image": str(hecktor["tmp"] / "nope.nii.gz")}
     assert describe_input_failure(missing, OSError("x")) == f"image file {missing['image']} does not exist"
+
+
+def test_riga_inference_skips_a_truncated_png_and_names_it(tmp_path):
+    """The 2D path (lexu_riga's inference.json + cpu_small.json): 3 PNGs, the middle one truncated."""
+    from monai.bundle import run
+    from PIL import Image
+
+    from monai_lexu.networks import MultiHeadUNet
+
+    bundle = REPO / "bundles" / "lexu_riga"
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a", "b", "c"):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(images / f"{name}.png")
+    bad = images / "b.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    (tmp_path / "models").mkdir()
+    net = MultiHeadUNet(
+        spatial_dims=2, in_channels=3, out_channels=2, backbone="plain", heads="decoder", features=[8, 16, 32, 64]
+    )
+    torch.save(net.state_dict(), tmp_path / "models" / "model.pt")
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) as excinfo:
+        run(
+            config_file=[str(bundle / "configs" / n) for n in ("inference.json", "cpu_small.json")],
+            bundle_root=str(bundle),
+            ckpt_dir=str(tmp_path / "models"),
+            input_glob=str(images / "*.png"),
+            output_dir=str(out),
+            image_size=[32, 32],
+            features=[8, 16, 32, 64],
+        )
+    error = excinfo.value
+    while error.__cause__ is not None and "inputs failed" not in str(error):
+        error = error.__cause__
+    assert "1 of 3 inputs failed" in str(error) and f"image file {bad}" in str(error)
+    assert {p.name for p in out.iterdir()} == {
+        "a_prob.nii.gz",
+        "a_unc.nii.gz",
+        "c_prob.nii.gz",
+        "c_unc.nii.gz",
+        "inference_summary.json",
+    }
+    summary = json.loads((out / "inference_summary.json").read_text())
+    assert [f["input"]["image"] for f in summary["failed"]] == [str(bad)]
