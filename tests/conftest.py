@@ -1,8 +1,10 @@
-"""Suite-wide test settings."""
+"""Suite-wide test settings and fixtures shared by several test folders."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -21,3 +23,19 @@ def _share_the_cores():
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nobody may write to: chmod for a normal user; root ignores modes, so ``chattr +i`` (ext2/3/4)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root without chattr +i support: no way to make a read-only folder")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,20 +157,6 @@ def test_rerun_redoes_a_file_changed_since_recorded(converted, caplog):
 
 
 # ------------------------------------------------------------------------------- item 9: unwritable output folder
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder nobody may write to: chmod for a normal user; root ignores modes, so ``chattr +i`` (ext2/3/4)."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
-        pytest.skip("running as root without chattr +i support: no way to make a read-only folder")
-    yield folder
-    subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 def _out_cases(kind: str, tmp_path: Path, read_only: Path) -> Path:

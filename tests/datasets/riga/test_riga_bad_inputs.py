@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,22 +93,6 @@ def test_cli_reports_failed_images_with_exit_1(raw, tmp_path, capsys):
     assert "1 image(s) failed" in err and "MESSIDOR_002: case 'MESSIDOR_002': cannot read the image" in err
     assert str(_input(raw, "MESSIDOR_002")) in err and "Traceback" not in err
     assert (out / "datalist.json").is_file()
-
-
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder nobody may write to: chmod for a normal user; root ignores modes, so ``chattr +i`` (ext2/3/4)."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
-        pytest.skip("running as root without chattr +i support: no way to make a read-only folder")
-    yield folder
-    subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("where", ["read-only", "inside read-only", "below a file"])
