@@ -217,7 +217,7 @@ def write_recipe(dataset_dir: str | os.PathLike, recipe: HecktorRecipe) -> Path:
         ),
         "recipe": recipe.to_dict(),
     }
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # one per process: DDP ranks may write at once
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
