@@ -673,7 +673,7 @@ def check_properties(target: Target, scratch: Path, overrides: Mapping[str, Any]
         if workflow_type == "train" or not target.packed:
             extra.update(overrides)
         if workflow_type == "train":
-            extra.setdefault("ckpt_dir", str(scratch / "train_models"))
+            extra["ckpt_dir"] = str(scratch / "train_models")  # never into the weights an infer check reads
         try:
             workflow = _workflow(target, workflow_type, config, extra)
             missing = workflow.check_properties()
@@ -904,6 +904,14 @@ def _train_tiny(bundle: Path, configs: Sequence[Path], dataset_dir: Path, out: P
     return ckpt
 
 
+def _override_ids(bundle: Path, configs: Sequence[str]) -> dict[str, Any]:
+    """The config ids the override files ``configs`` (relative to ``bundle``) set, ``_meta_`` left out."""
+    ids: dict[str, Any] = {}
+    for name in configs:
+        ids.update({k: v for k, v in _load_json(bundle / name).items() if k != "_meta_"})
+    return ids
+
+
 def build_and_check(
     bundles: Sequence[str | os.PathLike],
     work: str | os.PathLike = "build/zoo-check",
@@ -941,8 +949,11 @@ def build_and_check(
         result = pack_bundle(bundle, work / "dist", ckpt=found[0], configs=found[1])
         say(f"{bundle.name}: weights {how}; packed {result.path.name} ({result.size // 1024} KB)")
         overrides = {"dataset_dir": str(dataset_dir)}
-        for src in (result.path, bundle):
-            target = check_target(src, resolver, overrides, skip)
+        # the folder as the zoo's CI sees it once its large files are in place: the weights (and what lies next to
+        # them) in ckpt_dir, with the override config they were trained with (a pack has it baked in)
+        folder_overrides = {**overrides, "ckpt_dir": str(found[0].parent), **_override_ids(bundle, found[1])}
+        for src, extra in ((result.path, overrides), (bundle, folder_overrides)):
+            target = check_target(src, resolver, extra, skip)
             targets.append(target)
             say(_format_target(target))
         say(f"{bundle.name}: {time.perf_counter() - start:.0f} s")
