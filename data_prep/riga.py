@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
 from monai_lexu.datasets.riga import cli
 
 __all__ = ["PROG", "build_parser", "main"]
@@ -24,7 +25,13 @@ PROG = "python -m data_prep.riga"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    return cli.add_convert_arguments(argparse.ArgumentParser(prog=PROG, description=cli.CONVERT_DESCRIPTION))
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=cli.CONVERT_DESCRIPTION,
+        epilog=examples_epilog(__doc__, PROG, extra=cli.CONVERT_EXIT_CODES),
+        formatter_class=HelpFormatter,
+    )
+    return cli.add_convert_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

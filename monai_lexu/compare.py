@@ -17,6 +17,9 @@ Examples::
     # LEXU Fig. 3: the same test image's saved maps from each method
     python -m monai_lexu.compare figure --out eval/compare/fig3.png --structures disc cup \\
         --maps "LEXU=runs/lexu_seed27/metrics_test_maps" --maps "LE=runs/le_seed27/metrics_test_maps" --case M_003
+
+The exit code is 0 when the table or figure was written, 1 when the run was refused (a missing input, no evaluation
+found, ``--cost`` without ``--input-shape``; one line naming it), 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
+
 __all__ = ["build_parser", "main"]
+
+EXIT_CODES = (
+    "exit code: 0 written, 1 refused (a missing input, no evaluation found; one line naming it), 2 usage error."
+)
+"""Exit codes, for ``--help``."""
 
 FUSION_ORDER = ("random", "majority", "staple", "union", "intersection")
 FUSION_LABELS = {"random": "no fusion (random rater)"}
@@ -54,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monai_lexu.compare",
         description="Compare uncertainty methods from their bundles' evaluation outputs (UncertaintyReport files).",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.compare", extra=EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -61,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         "uncertainty",
         help="LEXU Table 2: SR, DC, NCC, soft Dice, NLL per structure, mean ± std over runs; params and s/image.",
         description="Write <out>/<name>.md/.csv/.json: one row per method, mean ± std over its runs (seeds or folds).",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.compare uncertainty", extra=EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     unc.add_argument(
         "--method",
@@ -89,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     fus = sub.add_parser(
         "fusion",
         help="Jungo Table 1: WME, ME, Dice per fusion mode, unperturbed/perturbed images (mean ± std over images).",
-        description="Runs come from --root (folders <fusion>_<variant>/<prefix>.json) and/or --run entries.",
+        description="Write <out>/<name>.md/.csv/.json: WME, ME and Dice per fusion mode and image variant. Runs come "
+        "from --root (folders <fusion>_<variant>/<prefix>.json) and/or --run entries.",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.compare fusion", extra=EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     fus.add_argument("--root", default=None, help="folder with <fusion>_<variant>/ evaluation folders")
     fus.add_argument("--prefix", default="metrics_test", help="evaluation file stem (default metrics_test)")
@@ -103,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     fig = sub.add_parser(
         "figure",
         help="LEXU Fig. 3: rater contours, ground-truth variance and each method's variance map for one image.",
+        description="Write the PNG --out (LEXU Fig. 3): one test image's rater contours and ground-truth variance, "
+        "then each method's variance map, from the maps each method's evaluation saved (<prefix>_maps/<case>.npz).",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.compare figure", extra=EXIT_CODES),
+        formatter_class=HelpFormatter,
     )
     fig.add_argument(
         "--maps",

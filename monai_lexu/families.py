@@ -36,6 +36,9 @@ Command line::
 
     python -m monai_lexu.families write [--bundles bundles] [NAME ...]   # after editing a base or a delta
     python -m monai_lexu.families check [--bundles bundles]              # exit 1 and list stale files
+
+The exit code is 0 when the bundles were written or are up to date, 1 when ``check`` found stale files, 2 on a usage
+error or an invalid base or delta (one line ``error: ...``).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
 
 __all__ = [
     "BASE_DIR",
@@ -239,6 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monai_lexu.families",
         description="Write or check the bundles built from bundles/_base/<dataset>/ and each bundle's family.json.",
+        epilog=examples_epilog(
+            __doc__,
+            "python -m monai_lexu.families",
+            extra="exit code: 0 written or up to date, 1 check found stale files, 2 usage error or an invalid "
+            "base/delta (one line 'error: ...').",
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("command", choices=("write", "check"), help="write: regenerate; check: exit 1 if stale")
     parser.add_argument("names", nargs="*", help="bundle names (default: every bundle with a family.json)")

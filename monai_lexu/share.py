@@ -71,6 +71,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
 from monai_lexu.utils import load_checkpoint, state_dict_mismatch
 
 __all__ = [
@@ -1089,9 +1090,30 @@ def _human(size: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python -m monai_lexu.share {pack,info,verify,install} ...``. Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m monai_lexu.share", description=__doc__.split("\n\n")[0])
+    prog = "python -m monai_lexu.share"
+    codes = "exit code: 0 done, 1 refused or failed (one line 'error: ...'), 2 usage error."
+
+    def described(name: str, text: str, description: str, extra: str = codes) -> dict:
+        epilog = examples_epilog(__doc__, f"{prog} {name}", extra=extra)
+        return {"help": text, "description": description, "epilog": epilog, "formatter_class": HelpFormatter}
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        epilog=examples_epilog(__doc__, prog, extra=codes),
+        formatter_class=HelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pack", help="check a bundle and write <out>/<name>_v<version>.zip, its .sha256 and .md5")
+    p = sub.add_parser(
+        "pack",
+        **described(
+            "pack",
+            "check a bundle and write <out>/<name>_v<version>.zip, its .sha256 and .md5",
+            "Check a bundle (metadata schema, weights loadable into the network of inference.json with --config/--set)"
+            " and write <out>/<name>_v<version>.zip with its .sha256 and .md5; --config/--set are baked into the "
+            "packed configs. models/preprocessing.json is packed when it sits next to the weights.",
+        ),
+    )
     p.add_argument("bundle_dir", help="bundle directory, e.g. bundles/lexu_riga")
     p.add_argument("--out", default="dist", help="output directory (default: ./dist)")
     p.add_argument("--version", default=None, help="packed version (default: metadata.json's version)")
@@ -1108,18 +1130,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--weights-url", default=None, help="download URL of models/model.pt for the packed large_files.yml")
     i = sub.add_parser(
-        "info", help="list a packed bundle; exit 1 on a checksum mismatch with <zip>.sha256/.md5 or an unsafe member"
+        "info",
+        **described(
+            "info",
+            "list a packed bundle; exit 1 on a checksum mismatch with <zip>.sha256/.md5 or an unsafe member",
+            "List a packed bundle: name, version, sha256/md5 compared with <zip>.sha256/.md5, and every member.",
+            "exit code: 0 listed, 1 a checksum mismatch with <zip>.sha256/.md5, an unsafe member or an unreadable "
+            "zip, 2 usage error.",
+        ),
     )
     i.add_argument("zip", help="the bundle zip")
     v = sub.add_parser(
-        "verify", help="check a bundle zip's checksum, members (no '..', absolute path or symlink) and layout"
+        "verify",
+        **described(
+            "verify",
+            "check a bundle zip's checksum, members (no '..', absolute path or symlink) and layout",
+            "Check a bundle zip without installing it: its checksum, its members (no '..', absolute path or symlink) "
+            "and its layout (one top folder <name>/ with configs/metadata.json).",
+        ),
     )
     v.add_argument("zip", help="the bundle zip")
     v.add_argument("--sha256", default=None, metavar="HEX", help="expected sha256 (from the publisher)")
     v.add_argument("--sha256-file", default=None, help="a sha256sum file holding the expected sha256")
     v.add_argument("--md5-file", default=None, help="an md5sum file holding the expected md5, e.g. <zip>.md5")
     n = sub.add_parser(
-        "install", help="verify a bundle zip's sha256 and members, then unpack it as <bundle_dir>/<name>/"
+        "install",
+        **described(
+            "install",
+            "verify a bundle zip's sha256 and members, then unpack it as <bundle_dir>/<name>/",
+            "Verify a bundle zip's sha256 and members before anything is unpacked, then unpack it as "
+            "<bundle_dir>/<name>/ (through a temporary folder: a failed install leaves nothing).",
+        ),
     )
     n.add_argument("source", help="the bundle zip (a URL only with --allow-url)")
     n.add_argument("--sha256", required=True, metavar="HEX", help="the zip's sha256 as published")

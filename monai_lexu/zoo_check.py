@@ -75,6 +75,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
+
 __all__ = [
     "CHECKS",
     "CheckResult",
@@ -977,16 +979,34 @@ def _default_cache() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m monai_lexu.zoo_check {check,build} ...``; exit code 0 when every check passes, else 1."""
+    codes = "exit code: 0 every check passed, 1 some check failed (or a target could not be read), 2 usage error."
     parser = argparse.ArgumentParser(
         prog="python -m monai_lexu.zoo_check",
         description="Run the MONAI model zoo's offline bundle checks on packed bundles or bundle folders.",
-        epilog=f"checks: {', '.join(CHECKS)}",
+        epilog=examples_epilog(
+            __doc__, "python -m monai_lexu.zoo_check", extra=f"checks: {', '.join(CHECKS)}\n\n{codes}"
+        ),
+        formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check", help="check bundle zips and/or bundle folders")
+    c = sub.add_parser(
+        "check",
+        help="check bundle zips and/or bundle folders",
+        description="Run the model zoo's offline checks on bundle zips (python -m monai_lexu.share pack) and/or "
+        "bundle folders, and print one line per check and target.",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.zoo_check check", extra=codes),
+        formatter_class=HelpFormatter,
+    )
     c.add_argument("targets", nargs="+", help="bundle zip (monai_lexu.share pack) or bundle folder")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config id for property checks")
-    b = sub.add_parser("build", help="weights (reused or a 1-iteration CPU training), pack, then check, per bundle")
+    b = sub.add_parser(
+        "build",
+        help="weights (reused or a 1-iteration CPU training), pack, then check, per bundle",
+        description="Per bundle folder: reuse its weights or make them with a 1-iteration CPU training (in --work, "
+        "never over the bundle's own weights), pack it, then run the checks on the pack.",
+        epilog=examples_epilog(__doc__, "python -m monai_lexu.zoo_check build", extra=codes),
+        formatter_class=HelpFormatter,
+    )
     b.add_argument("bundles", nargs="+", help="bundle folders, e.g. bundles/*")
     b.add_argument("--work", default="build/zoo-check", help="weights, data, packs (default: %(default)s)")
     for p in (c, b):

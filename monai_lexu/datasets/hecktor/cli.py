@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
 from monai_lexu.datasets.hecktor.format import HECKTOR_LABELS
 from monai_lexu.datasets.hecktor.recipe import default_recipe
 
@@ -59,8 +60,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             "at training and inference) is written to OUT/preprocessing.json. The input is never modified; a second "
             "run skips finished cases."
         ),
-        epilog="Exit code: 0 all cases converted, 1 some case failed (all others done) or the run was refused "
-        "(e.g. an unwritable --out, checked before any work), 2 usage error.",
+        epilog=examples_epilog(
+            __doc__,
+            "python -m data_prep.hecktor",
+            prog,
+            extra="exit code: 0 all cases converted, 1 some case failed (all others done) or the run was refused "
+            "(e.g. an unwritable --out, checked before any work), 2 usage error (e.g. no --root).",
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--root", help="HECKTOR folder (imagesTr/, labelsTr/); with --synthetic: where to write it")
     parser.add_argument("--out", required=True, help="output folder (created); may equal --root")

@@ -1,7 +1,8 @@
 """Command line: write the synthetic multi-observer set of Jungo et al. 2018 (:mod:`.synthetic`).
 
 Run as ``python -m monai_lexu.datasets.jungo --out DIR`` or through the thin entry point
-``python -m data_prep.synthetic jungo --out DIR``. Example::
+``python -m data_prep.synthetic jungo --out DIR``. The exit code is 0 when the set was written, 1 when the run was
+refused (``--train-fraction`` outside (0, 1]), 2 on a usage error. Example::
 
     python -m monai_lexu.datasets.jungo --out data/jungo --num-samples 100 --size 128 --seed 0
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-__all__ = ["DESCRIPTION", "HELP", "PROG", "add_arguments", "build_parser", "main", "run"]
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
+
+__all__ = ["DESCRIPTION", "EXIT_CODES", "HELP", "PROG", "add_arguments", "build_parser", "main", "run"]
 
 PROG = "python -m monai_lexu.datasets.jungo"
 """Program name shown in the usage line."""
@@ -24,6 +27,9 @@ DESCRIPTION = (
     "images_unperturbed/, images_perturbed/, masks/, datalist_unperturbed.json, datalist_perturbed.json."
 )
 """Description of the command line."""
+
+EXIT_CODES = "exit code: 0 written, 1 refused (e.g. --train-fraction outside (0, 1]), 2 usage error."
+"""Exit codes, for ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -56,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser; ``prog`` is the program name of the usage line."""
-    return add_arguments(argparse.ArgumentParser(prog=prog, description=DESCRIPTION))
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=examples_epilog(__doc__, PROG, prog, extra=EXIT_CODES),
+        formatter_class=HelpFormatter,
+    )
+    return add_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -17,8 +17,11 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_lexu.cli_help import HelpFormatter, examples_epilog
+
 __all__ = [
     "CONVERT_DESCRIPTION",
+    "CONVERT_EXIT_CODES",
     "PROG",
     "SYNTHETIC_DESCRIPTION",
     "SYNTHETIC_HELP",
@@ -47,9 +50,15 @@ SYNTHETIC_HELP = "RIGA-like fundus disc/cup set with 6 raters, in the layout of 
 
 SYNTHETIC_DESCRIPTION = (
     "Write a RIGA-like synthetic set (Glaucoma_multirater_*.csv, DiscCrop/, FinalLabel/, "
-    "Rater1..6/) to ROOT; convert it with `python data_prep/riga.py --root ROOT --out OUT`."
+    "Rater1..6/) to ROOT; convert it with `python -m data_prep.riga --root ROOT --out OUT`."
 )
 """Description of the synthetic writer."""
+
+CONVERT_EXIT_CODES = (
+    "exit code: 0 every image converted, 1 some image failed (the others are converted, see OUT/errors.json) "
+    "or the run was refused (e.g. an unwritable --out), 2 usage error."
+)
+"""Exit codes of the converter, for its ``--help``."""
 
 
 def _source_count(text: str) -> tuple[str, int]:
@@ -128,11 +137,28 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser (sub-commands ``convert`` and ``synthetic``); ``prog`` is the program name."""
-    parser = argparse.ArgumentParser(prog=prog, description="RIGA: convert the release, or write a RIGA-like set.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="RIGA: convert the release, or write a RIGA-like set.",
+        epilog=examples_epilog(__doc__, PROG, prog),
+        formatter_class=HelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    convert = sub.add_parser("convert", help="RIGA release -> PNGs + datalist.json", description=CONVERT_DESCRIPTION)
+    convert = sub.add_parser(
+        "convert",
+        help="RIGA release -> PNGs + datalist.json",
+        description=CONVERT_DESCRIPTION,
+        epilog=examples_epilog(__doc__, f"{PROG} convert", f"{prog} convert", extra=CONVERT_EXIT_CODES),
+        formatter_class=HelpFormatter,
+    )
     add_convert_arguments(convert).set_defaults(run=run_convert)
-    synthetic = sub.add_parser("synthetic", help=SYNTHETIC_HELP, description=SYNTHETIC_DESCRIPTION)
+    synthetic = sub.add_parser(
+        "synthetic",
+        help=SYNTHETIC_HELP,
+        description=SYNTHETIC_DESCRIPTION,
+        epilog=examples_epilog(__doc__, f"{PROG} synthetic", f"{prog} synthetic"),
+        formatter_class=HelpFormatter,
+    )
     add_synthetic_arguments(synthetic).set_defaults(run=run_synthetic)
     return parser
 
