@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import os
 import sys
@@ -17,6 +18,9 @@ __all__ = [
     "load_checkpoint",
     "state_dict_mismatch",
     "check_checkpoint",
+    "record_weights_origin",
+    "weights_origin",
+    "find_inputs",
 ]
 
 
@@ -233,7 +237,164 @@ def check_checkpoint(path: str | os.PathLike, network: Any = None, key: str = "m
         problems = state_dict_mismatch(net.state_dict(), state)
         if problems:
             raise ValueError(
-                f"the checkpoint {path} does not fit the network {type(net).__name__}: {problems}\n  run with the "
-                "overrides it was trained with (e.g. configs/cpu_small.json for the CPU recipe, the same --features)"
+                f"the checkpoint {path} does not fit the network {type(net).__name__}: {problems}\n  "
+                + _origin_hint(path)
             )
     return str(path)
+
+
+def find_inputs(input_glob: str | os.PathLike) -> list[str]:
+    """The sorted files matching an inference ``input_glob``; an error if there are none (instead of an empty run).
+
+    Args:
+        input_glob: a ``glob`` pattern such as ``"<input_dir>/*__CT.nii.gz"``; its folder is the part before the first
+            component with a wildcard.
+
+    Returns:
+        the matching paths, sorted (at least one).
+
+    Raises:
+        FileNotFoundError: naming the folder if it does not exist, or the pattern (and a few files the folder does
+            hold) if nothing matches.
+    """
+    import glob
+
+    pattern = os.path.expanduser(str(input_glob))
+    parts = Path(pattern).parts
+    first_magic = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts) - 1)
+    folder = Path(*parts[:first_magic]) if first_magic else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"input folder {folder} does not exist (input_glob {pattern}): check --input_dir / --input_glob. "
+            "Nothing was written."
+        )
+    found = sorted(glob.glob(pattern))
+    if not found:
+        present = sorted(p.name for p in folder.iterdir())
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "") if present else "nothing"
+        raise FileNotFoundError(
+            f"no input file matches {pattern}: the folder {folder} holds {len(present)} entries ({shown}) but none of "
+            f"the expected '{Path(*parts[first_magic:])}' "
+            "files. Nothing was written."
+        )
+    return found
+
+
+_WORKFLOW_ARGS = {
+    "config_file",
+    "meta_file",
+    "logging_file",
+    "init_id",
+    "run_id",
+    "final_id",
+    "tracking",
+    "args_file",
+    "workflow_name",
+    "workflow_type",
+    "properties_path",
+}
+
+
+def _running_workflow_args() -> tuple[list[str] | None, dict[str, Any]]:
+    """``(config files, command-line overrides)`` of the bundle run in progress: the arguments of MONAI's
+    ``create_workflow`` on the call stack (``python -m monai.bundle run``), else the ``--config_file`` of the command
+    line and no overrides; ``(None, {})`` when neither is known."""
+    import inspect
+
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "create_workflow" and frame.f_globals.get("__name__") == "monai.bundle.scripts":
+                local = frame.f_locals
+                args = local.get("_args") or {}
+                files = local.get("config_file") or args.get("config_file")
+                if isinstance(files, (str, os.PathLike)):
+                    files = [files]
+                overrides = {k: v for k, v in args.items() if k not in _WORKFLOW_ARGS}
+                return ([str(f) for f in files] if files else None), overrides
+            frame = frame.f_back
+    finally:
+        del frame
+    files = [str(f) for f in _running_config_files() if f.name != "metadata.json"]
+    return (files or None), {}
+
+
+def _relative(path: str, root: Path) -> str:
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(root).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def record_weights_origin(ckpt_dir: str | os.PathLike, names: Any = ("model",), bundle_root: Any = None) -> list[str]:
+    """Write ``<ckpt_dir>/<name>.json`` beside the weights ``<name>.pt`` a training is about to save: the config files
+    and command-line overrides that make them, so that :func:`check_checkpoint` can say which configs a mismatching
+    checkpoint needs.
+
+    The bundles' ``train.json`` call it in ``initialize`` (before any weights are written):
+    ``"$monai_lexu.utils.record_weights_origin(@ckpt_dir, ['model'], @bundle_root)"``. The record is
+    ``{"weights": "model.pt", "config_file": [...], "overrides": {...}}``; config files inside ``bundle_root`` are
+    relative to it (``configs/cpu_small.json``), others absolute. Each file is written to a temporary name and moved
+    into place, so a record is never half-written.
+
+    Args:
+        ckpt_dir: the folder of the weights (created).
+        names: the weights' file stems (``"model"`` for ``model.pt``), one record each.
+        bundle_root: the bundle folder (paths inside it are stored relative to it).
+
+    Returns:
+        The written record paths.
+    """
+    files, overrides = _running_workflow_args()
+    root = Path(bundle_root).resolve() if bundle_root else None
+    record = {
+        "config_file": [_relative(f, root) if root else str(Path(f).resolve()) for f in files] if files else None,
+        "overrides": {k: v for k, v in overrides.items() if isinstance(v, (str, int, float, bool, list, dict))},
+    }
+    os.makedirs(ckpt_dir, exist_ok=True)
+    written = []
+    for name in [names] if isinstance(names, str) else names:
+        path = Path(ckpt_dir) / f"{name}.json"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"weights": f"{name}.pt", **record}, indent=4, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        written.append(str(path))
+    return written
+
+
+def weights_origin(path: str | os.PathLike) -> dict | None:
+    """The record :func:`record_weights_origin` wrote beside the weights ``path`` (``model.pt`` -> ``model.json``),
+    or ``None`` when there is none or it cannot be read."""
+    record = Path(path).with_suffix(".json")
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("weights") == Path(path).name else None
+
+
+def _origin_hint(path: str | os.PathLike) -> str:
+    """Line 2 of a size-mismatch error: the configs that made the weights and the ``--config_file`` to run with."""
+    generic = (
+        "run with the overrides it was trained with (e.g. configs/cpu_small.json for the CPU recipe, the same "
+        "--features)"
+    )
+    record = weights_origin(path)
+    if not record or not record.get("config_file"):
+        return generic
+    made_with = record["config_file"]
+    shown = ", ".join(made_with[1:]) or made_with[0]
+    overrides = record.get("overrides") or {}
+    if overrides:
+        shown += " with " + " ".join(f"--{k} {json.dumps(v)}" for k, v in overrides.items())
+    running, _ = _running_workflow_args()
+    extra = [f for f in made_with[1:] if Path(f).name not in {Path(r).name for r in running or []}]
+    if not extra:
+        return f"the weights were made with {shown} ({Path(path).with_suffix('.json')}): run with the same overrides"
+    bundle = Path(running[0]).resolve().parent.parent if running else Path(path).resolve().parent.parent
+    add = [f if Path(f).is_absolute() else str(bundle / f) for f in extra]
+    command = '--config_file "[' + ",".join(f"'{f}'" for f in [*(running or ["<config>"]), *add]) + ']"'
+    names = ", ".join(Path(f).name for f in extra)
+    return f"the weights were made with {shown}: add {names}: {command}"

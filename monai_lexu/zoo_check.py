@@ -896,6 +896,8 @@ def _train_tiny(bundle: Path, configs: Sequence[Path], dataset_dir: Path, out: P
         cmd += ["--train#trainer#epoch_length", "1"]
     if "cache_rate" in parser:
         cmd += ["--cache_rate", "0.0"]
+    if "make_synthetic" in parser:  # the work folder is not the bundle's default data folder
+        cmd += ["--make_synthetic", "true"]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -35,6 +35,7 @@ def _overrides(tmp: Path, **extra) -> dict:
     return {
         "bundle_root": str(BUNDLE),
         "dataset_dir": str(tmp / "data"),
+        "make_synthetic": True,  # a synthetic set in this fresh folder
         "ckpt_dir": str(tmp / "models"),
         "output_dir": str(tmp / "eval"),
         "synthetic_data": {"num_cases": 3, "seed": 1},

@@ -23,6 +23,7 @@ def _overrides(tmp: Path) -> dict:
     return {
         "bundle_root": str(BUNDLE),
         "dataset_dir": str(tmp / "data"),
+        "make_synthetic": True,  # a synthetic set in this fresh folder
         "ckpt_dir": str(tmp / "models"),
         "output_dir": str(tmp / "eval"),
         "synthetic_data": {"num_per_source": {"BinRushed": 5, "MESSIDOR": 5, "Magrabia": 4}, "size": 64, "seed": 3},

@@ -31,6 +31,7 @@ def _override(tmp: Path, run: str) -> Path:
     cfg = {
         "bundle_root": str(BUNDLE),
         "dataset_dir": str(tmp / "data"),
+        "make_synthetic": True,  # a synthetic set in this fresh folder
         "ckpt_dir": str(tmp / run / "models"),
         "output_dir": str(tmp / run / "eval"),
         "synthetic_data": {"num_per_source": {"BinRushed": 5, "MESSIDOR": 5, "Magrabia": 1}, "size": 32, "seed": 5},
@@ -154,6 +155,7 @@ def test_hecktor_resume_restores_the_random_crops(tmp_path):
         return {
             "bundle_root": str(bundle),
             "dataset_dir": str(tmp_path / "data"),
+            "make_synthetic": True,  # a synthetic set in this fresh folder
             "ckpt_dir": str(tmp_path / name),
             "output_dir": str(tmp_path / name / "eval"),
             "synthetic_data": {"num_cases": 4, "seed": 1},

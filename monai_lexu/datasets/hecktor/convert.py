@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_lexu.contract import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._io import atomic_write_text, check_writable_dir, file_sha256
 from monai_lexu.datasets.hecktor.format import (
@@ -506,6 +507,7 @@ def ensure_hecktor_dataset(
     dataset_dir: str | os.PathLike,
     synthetic_kwargs: Mapping[str, Any] | None = None,
     recipe: HecktorRecipe | None = None,
+    make_synthetic: bool = True,
     **convert_kwargs: Any,
 ) -> Path:
     """Return a HECKTOR datalist, converting the data or generating a synthetic stand-in if needed.
@@ -524,13 +526,16 @@ def ensure_hecktor_dataset(
         dataset_dir: the data set directory.
         synthetic_kwargs: keyword arguments of ``write_synthetic_hecktor`` (e.g. ``{"num_cases": 6}``).
         recipe: the preprocessing recipe; ``None``: the default for real / synthetic data (see above).
+        make_synthetic: whether a missing or empty ``dataset_dir`` may receive a synthetic set (the bundles pass
+            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
         convert_kwargs: further keyword arguments of :func:`convert_hecktor` (``folds``, ``seed``, ``device``, ...).
 
     Returns:
         the path of ``dataset_dir/datalist.json``.
 
     Raises:
-        FileNotFoundError: if ``dataset_dir`` holds other files but neither a datalist nor layout A.
+        FileNotFoundError: if ``dataset_dir`` holds other files but neither a datalist nor layout A, or if it is
+            missing or empty and ``make_synthetic`` is false.
         RecipeMismatchError: if ``recipe`` is given and differs from the one recorded with an existing conversion.
     """
     dataset_dir = Path(dataset_dir)
@@ -552,6 +557,7 @@ def ensure_hecktor_dataset(
             f"the folder is not empty ({sorted(entries + raw_entries)[:5]}...). Point to the HECKTOR folder (layout "
             "imagesTr/ + labelsTr/<rater>/) or to an empty folder."
         )
+    check_may_generate(dataset_dir, make_synthetic, "imagesTr/<Case>__CT.nii.gz or a datalist.json")
     from monai_lexu.datasets.hecktor.synthetic import write_synthetic_hecktor
 
     write_synthetic_hecktor(raw, **dict(synthetic_kwargs or {}))

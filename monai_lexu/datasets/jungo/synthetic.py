@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from monai_lexu.contract import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._draw import as_rng, polar_points, rasterise_polygon
 from monai_lexu.datasets.jungo.format import JUNGO_NUM_OBSERVERS, JUNGO_STRUCTURES, JUNGO_VARIANTS
@@ -249,7 +250,10 @@ def write_jungo_dataset(
 
 
 def ensure_jungo_dataset(
-    dataset_dir: str | os.PathLike, variant: str = "unperturbed", synthetic_kwargs: Mapping[str, Any] | None = None
+    dataset_dir: str | os.PathLike,
+    variant: str = "unperturbed",
+    synthetic_kwargs: Mapping[str, Any] | None = None,
+    make_synthetic: bool = True,
 ) -> Path:
     """Return the datalist of one image variant of the Jungo set in ``dataset_dir``, writing the set if needed.
 
@@ -261,13 +265,16 @@ def ensure_jungo_dataset(
         dataset_dir: the data set directory.
         variant: ``"unperturbed"`` or ``"perturbed"``.
         synthetic_kwargs: keyword arguments of :func:`write_jungo_dataset`.
+        make_synthetic: whether a missing or empty ``dataset_dir`` may receive the set (the bundle passes
+            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
 
     Returns:
         the path of ``dataset_dir/datalist_<variant>.json``.
 
     Raises:
         ValueError: on an unknown variant.
-        FileNotFoundError: if ``dataset_dir`` holds other files but not the datalist.
+        FileNotFoundError: if ``dataset_dir`` holds other files but not the datalist, or if it is missing or empty
+            and ``make_synthetic`` is false.
     """
     if variant not in JUNGO_VARIANTS:
         raise ValueError(f"variant must be one of {JUNGO_VARIANTS}, got {variant!r}.")
@@ -280,6 +287,7 @@ def ensure_jungo_dataset(
             f"{dataset_dir} is not empty but has no {datalist.name}: point dataset_dir to an empty folder (the Jungo "
             "set is then generated) or to the output of `python -m data_prep.synthetic jungo --out DIR`."
         )
+    check_may_generate(dataset_dir, make_synthetic, datalist.name)
     kwargs = dict(synthetic_kwargs or {})
     logger.info(
         "writing the Jungo et al. 2018 synthetic multi-observer set to %s (%s)", dataset_dir, kwargs or "defaults"

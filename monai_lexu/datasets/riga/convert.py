@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.contract import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._io import atomic_write_text, check_writable_dir
 from monai_lexu.datasets.riga.format import (
@@ -241,6 +242,7 @@ def ensure_riga_dataset(
     size: int = 256,
     seed: int = 27,
     val_fraction: float = 0.2,
+    make_synthetic: bool = True,
 ) -> Path:
     """Return a RIGA datalist, converting the real data or generating a synthetic stand-in if needed.
 
@@ -257,12 +259,15 @@ def ensure_riga_dataset(
         size: conversion size (see :func:`convert_riga`).
         seed: split seed (see :func:`convert_riga`).
         val_fraction: validation fraction (see :func:`convert_riga`).
+        make_synthetic: whether a missing or empty ``dataset_dir`` may receive a synthetic set (the bundles pass
+            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
 
     Returns:
         the path of ``dataset_dir/datalist.json``.
 
     Raises:
-        FileNotFoundError: if ``dataset_dir`` holds other files but neither a datalist nor the RIGA CSVs.
+        FileNotFoundError: if ``dataset_dir`` holds other files but neither a datalist nor the RIGA CSVs, or if it is
+            missing or empty and ``make_synthetic`` is false.
     """
     dataset_dir = Path(dataset_dir)
     datalist = dataset_dir / "datalist.json"
@@ -279,6 +284,7 @@ def ensure_riga_dataset(
             f"{dataset_dir}: no datalist.json and no Glaucoma_multirater_*.csv (in it or in its 'raw' folder), but the "
             f"folder is not empty ({sorted(entries)[:5]}...). Point to the RIGA release or to an empty folder."
         )
+    check_may_generate(dataset_dir, make_synthetic, "Glaucoma_multirater_*.csv or a datalist.json")
     from monai_lexu.datasets.riga.synthetic import write_riga_like
 
     write_riga_like(raw, **dict(synthetic_kwargs or {}))
