@@ -427,7 +427,9 @@ def bundle_files(
 
     ``configs/``, ``docs/`` and ``scripts/`` are packed recursively without caches, hidden files and editor
     leftovers; ``LICENSE`` when present; ``ckpt`` is packed as ``models/model.pt`` (the file name the bundle configs
-    load) with ``preprocessing.json`` when one lies next to it (the recipe HECKTOR training records for inference);
+    load) with ``preprocessing.json`` when one lies next to it (the recipe HECKTOR training records for inference)
+    and, for weights named ``model.pt``, their record ``model.json`` (the configs that made them,
+    :func:`monai_lexu.utils.record_weights_origin`);
     ``models/model.ts`` only with ``include_ts``. Nothing else (``data/``, ``eval/``, ``runs/``, other model files)
     is ever packed; :func:`pack_bundle` adds a ``large_files.yml`` (:func:`large_files_yml`).
     """
@@ -448,6 +450,9 @@ def bundle_files(
     for sidecar in _MODEL_SIDECARS:
         if (files["models/model.pt"].parent / sidecar).is_file():
             files[f"models/{sidecar}"] = files["models/model.pt"].parent / sidecar
+    record = files["models/model.pt"].with_suffix(".json")  # the configs that made the weights (training writes it)
+    if files["models/model.pt"].name == "model.pt" and record.is_file():
+        files["models/model.json"] = record
     if include_ts:
         files["models/model.ts"] = bundle / "models" / "model.ts"
     return dict(sorted(files.items()))
@@ -1111,7 +1116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check a bundle and write <out>/<name>_v<version>.zip, its .sha256 and .md5",
             "Check a bundle (metadata schema, weights loadable into the network of inference.json with --config/--set)"
             " and write <out>/<name>_v<version>.zip with its .sha256 and .md5; --config/--set are baked into the "
-            "packed configs. models/preprocessing.json is packed when it sits next to the weights.",
+            "packed configs. models/preprocessing.json and the weights' record models/model.json (the configs that "
+            "made them) are packed when they sit next to the weights.",
         ),
     )
     p.add_argument("bundle_dir", help="bundle directory, e.g. bundles/lexu_riga")

@@ -259,6 +259,18 @@ def test_pack_other_checkpoint_name_ts_and_out_checks(tmp_path, bundle):
     with zipfile.ZipFile(result.path) as zf:
         assert "lexu_riga_cpu/models/model.pt" in zf.namelist() and result.path.name == "lexu_riga_cpu_v0.1.0.zip"
         assert zf.read("lexu_riga_cpu/models/preprocessing.json") == (tmp_path / "preprocessing.json").read_bytes()
+        assert "lexu_riga_cpu/models/model.json" not in zf.namelist()  # best.pt has no record
+
+
+def test_pack_ships_the_weights_record(tmp_path, bundle):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(bundle / "models" / "model.pt", models / "model.pt")
+    record = {"weights": "model.pt", "config_file": ["configs/train.json", "configs/cpu_small.json"], "overrides": {}}
+    (models / "model.json").write_text(json.dumps(record))
+    result = pack_bundle(bundle, tmp_path / "dist", ckpt=models / "model.pt", **CPU)
+    with zipfile.ZipFile(result.path) as zf:
+        assert json.loads(zf.read("lexu_riga/models/model.json")) == record
     with pytest.raises(FileNotFoundError, match="model.ts not found: export it first with .*ckpt_export"):
         pack_bundle(bundle, tmp_path / "dist", include_ts=True, **CPU)
     with pytest.raises(ValueError, match="inside the packed folder"):
