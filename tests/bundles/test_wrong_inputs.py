@@ -40,6 +40,17 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _trained_models(tmp_path: Path) -> Path:
+    """A models folder as training leaves it for inference (its preprocessing recipe; the weights load after the
+    inputs are found, so none are needed to reach the input check)."""
+    from monai_lexu.datasets.hecktor import write_recipe
+    from monai_lexu.datasets.hecktor.recipe import SYNTHETIC_RECIPE
+
+    models = tmp_path / "models"
+    write_recipe(models, SYNTHETIC_RECIPE)
+    return models
+
+
 @pytest.mark.parametrize(
     "configs",
     [
@@ -102,7 +113,8 @@ def test_synthetic_wanted_auto_means_the_default_folder_only(tmp_path):
 def test_missing_inference_input_dir_is_an_error_naming_it(tmp_path):
     missing = tmp_path / "imagesTs"
     out = tmp_path / "out"
-    result = _run([HECKTOR / "inference.json", HECKTOR / "cpu_small.json"], input_dir=missing, output_dir=out)
+    configs = [HECKTOR / "inference.json", HECKTOR / "cpu_small.json"]
+    result = _run(configs, input_dir=missing, output_dir=out, ckpt_dir=_trained_models(tmp_path))
     assert result.returncode != 0
     assert f"input folder {missing} does not exist" in result.stderr
     assert not out.exists() and not missing.exists()
@@ -113,7 +125,8 @@ def test_inference_input_dir_without_matching_files_names_the_pattern(tmp_path):
     inputs.mkdir()
     (inputs / "case_ct.nii.gz").write_bytes(b"")
     out = tmp_path / "out"
-    result = _run([HECKTOR / "inference.json", HECKTOR / "cpu_small.json"], input_dir=inputs, output_dir=out)
+    configs = [HECKTOR / "inference.json", HECKTOR / "cpu_small.json"]
+    result = _run(configs, input_dir=inputs, output_dir=out, ckpt_dir=_trained_models(tmp_path))
     assert result.returncode != 0
     assert f"no input file matches {inputs}/*__CT.nii.gz" in result.stderr
     assert "case_ct.nii.gz" in result.stderr and "'*__CT.nii.gz'" in result.stderr
@@ -122,7 +135,8 @@ def test_inference_input_dir_without_matching_files_names_the_pattern(tmp_path):
 
 def test_riga_inference_glob_without_matching_files_is_an_error(tmp_path):
     out = tmp_path / "out"
-    result = _run([RIGA / "inference.json", RIGA / "cpu_small.json"], input_glob=f"{tmp_path}/*.png", output_dir=out)
+    configs = [RIGA / "inference.json", RIGA / "cpu_small.json"]
+    result = _run(configs, input_glob=f"{tmp_path}/*.png", output_dir=out, ckpt_dir=tmp_path / "models")
     assert result.returncode != 0 and f"no input file matches {tmp_path}/*.png" in result.stderr
     assert not out.exists()
 
