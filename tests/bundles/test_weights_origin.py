@@ -98,3 +98,23 @@ def test_check_checkpoint_without_a_record_keeps_the_generic_hint(tmp_path):
         check_checkpoint(tmp_path / "model.pt", big)
     message = str(err.value).splitlines()
     assert len(message) == 2 and message[1].startswith("  the weights were made with configs/cpu_small.json")
+
+
+def test_hecktor_training_records_the_fold_weights_it_writes(tmp_path):
+    from monai.bundle import run
+
+    bundle = REPO / "bundles" / "lexu_hecktor"
+    configs = [str(bundle / "configs" / f"{n}.json") for n in ("train", "cpu_small")]
+    run(
+        config_file=configs,
+        **{"bundle_root": str(bundle), "dataset_dir": str(tmp_path / "data"), "make_synthetic": True},
+        **{"ckpt_dir": str(tmp_path / "models"), "output_dir": str(tmp_path / "eval"), "fold": 1},
+        **{"synthetic_data": {"num_cases": 6, "seed": 1}, "epochs": 1, "val_interval": 1},
+    )
+    models = tmp_path / "models"
+    record = json.loads((models / "model_fold1.json").read_text())
+    assert record["weights"] == "model_fold1.pt" and (models / "model_fold1.pt").is_file()
+    assert (
+        record["config_file"] == ["configs/train.json", "configs/cpu_small.json"] and record["overrides"]["fold"] == 1
+    )
+    assert not (models / "model.json").exists() and not (models / "model.pt").exists()  # fold 1 leaves model.pt alone
