@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .checks import as_flag, check_fold, check_may_generate, synthetic_wanted
 from .datalist import (
     PATH_KEYS,
     RESERVED_KEYS,
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "as_flag",
+    "check_fold",
+    "check_may_generate",
+    "synthetic_wanted",
     "PATH_KEYS",
     "RESERVED_KEYS",
     "load_multirater_datalist",

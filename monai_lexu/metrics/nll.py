@@ -18,6 +18,7 @@ __all__ = [
     "NegativeLogLikelihoodReferenceMetric",
 ]
 
+
 def negative_log_likelihood(
     y_pred: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray, eps: float = 1e-5
 ) -> torch.Tensor:

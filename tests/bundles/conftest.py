@@ -1,10 +1,10 @@
 """Checks shared by the bundle end-to-end tests (tests/bundles/test_*.py), handed out by the ``bundle_checks`` fixture.
 
-The session fixture ``bundle_checks`` returns :class:`BundleChecks`, whose static methods hold the mechanics every bundle
-test repeats: the model-zoo checks (``verify_metadata`` offline against the shipped schema, ``verify_net_in_out`` of
-the default network, ``ckpt_export`` compared with the eager network), the metric-table and inference-output checks
-of the RIGA-like (2D PNG) and HECKTOR-like (3D PET/CT) bundles, and the in-process one-rank DDP training run.
-What a bundle tests beyond these (its own numbers, its own recomputations) stays in its test file.
+The session fixture ``bundle_checks`` returns :class:`BundleChecks`, whose static methods hold the mechanics every
+bundle test repeats: the model-zoo checks (``verify_metadata`` offline against the shipped schema, ``verify_net_in_out``
+of the default network, ``ckpt_export`` compared with the eager network), the metric-table and inference-output checks
+of the RIGA-like (2D PNG) and HECKTOR-like (3D PET/CT) bundles, and the in-process one-rank DDP training run. What a
+bundle tests beyond these (its own numbers, its own recomputations) stays in its test file.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def test_empty_dataset_dir_is_refused_unless_make_synthetic(tmp_path):
 
 
 def test_synthetic_wanted_auto_means_the_default_folder_only(tmp_path):
-    from monai_lexu.contract import as_flag, synthetic_wanted
+    from monai_lexu.data import as_flag, synthetic_wanted
 
     default = tmp_path / "bundle" / "data" / "hecktor"
     assert synthetic_wanted("auto", default, default)
@@ -160,7 +160,7 @@ def test_fold_out_of_range_is_an_error_naming_the_number_of_folds(tmp_path, fold
 
 
 def test_check_fold_values():
-    from monai_lexu.contract import check_fold
+    from monai_lexu.data import check_fold
 
     assert check_fold(2, 3) == 2
     for bad in (3, -1, True, "1", 1.0):

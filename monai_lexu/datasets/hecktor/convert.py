@@ -63,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_lexu.contract import check_may_generate
+from monai_lexu.data.checks import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._io import atomic_write_text, check_writable_dir, file_sha256
 from monai_lexu.datasets.hecktor.format import (
@@ -527,7 +527,7 @@ def ensure_hecktor_dataset(
         synthetic_kwargs: keyword arguments of ``write_synthetic_hecktor`` (e.g. ``{"num_cases": 6}``).
         recipe: the preprocessing recipe; ``None``: the default for real / synthetic data (see above).
         make_synthetic: whether a missing or empty ``dataset_dir`` may receive a synthetic set (the bundles pass
-            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
+            :func:`~monai_lexu.data.synthetic_wanted`); if not, it is an error and nothing is created.
         convert_kwargs: further keyword arguments of :func:`convert_hecktor` (``folds``, ``seed``, ``device``, ...).
 
     Returns:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from monai_lexu.contract import check_may_generate
+from monai_lexu.data.checks import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._draw import as_rng, polar_points, rasterise_polygon
 from monai_lexu.datasets.jungo.format import JUNGO_NUM_OBSERVERS, JUNGO_STRUCTURES, JUNGO_VARIANTS
@@ -266,7 +266,7 @@ def ensure_jungo_dataset(
         variant: ``"unperturbed"`` or ``"perturbed"``.
         synthetic_kwargs: keyword arguments of :func:`write_jungo_dataset`.
         make_synthetic: whether a missing or empty ``dataset_dir`` may receive the set (the bundle passes
-            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
+            :func:`~monai_lexu.data.synthetic_wanted`); if not, it is an error and nothing is created.
 
     Returns:
         the path of ``dataset_dir/datalist_<variant>.json``.

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from monai_lexu.contract import check_may_generate
+from monai_lexu.data.checks import check_may_generate
 from monai_lexu.data.datalist import write_multirater_datalist
 from monai_lexu.datasets._io import atomic_write_text, check_writable_dir
 from monai_lexu.datasets.riga.format import (
@@ -260,7 +260,7 @@ def ensure_riga_dataset(
         seed: split seed (see :func:`convert_riga`).
         val_fraction: validation fraction (see :func:`convert_riga`).
         make_synthetic: whether a missing or empty ``dataset_dir`` may receive a synthetic set (the bundles pass
-            :func:`~monai_lexu.contract.synthetic_wanted`); if not, it is an error and nothing is created.
+            :func:`~monai_lexu.data.synthetic_wanted`); if not, it is an error and nothing is created.
 
     Returns:
         the path of ``dataset_dir/datalist.json``.
