@@ -955,7 +955,8 @@ def build_and_check(
         overrides = {"dataset_dir": str(dataset_dir)}
         # the folder as the zoo's CI sees it once its large files are in place: the weights (and what lies next to
         # them) in ckpt_dir, with the override config they were trained with (a pack has it baked in)
-        folder_overrides = {**overrides, "ckpt_dir": str(found[0].parent), **_override_ids(bundle, found[1])}
+        # (the data at hand and the weights' folder win over what the override config says of them)
+        folder_overrides = {**_override_ids(bundle, found[1]), **overrides, "ckpt_dir": str(found[0].parent)}
         for src, extra in ((result.path, overrides), (bundle, folder_overrides)):
             target = check_target(src, resolver, extra, skip)
             targets.append(target)
