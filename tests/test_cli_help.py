@@ -37,6 +37,7 @@ COMMANDS = [
     "monai_lexu.zoo_check check",
     "monai_lexu.zoo_check build",
     "monai_lexu.families",
+    "monai_lexu.report.docs",
 ]
 
 
