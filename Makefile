@@ -56,3 +56,29 @@ lint:
 format:
 	$(PYTHON) -m isort monai_lexu data_prep tests benchmarks
 	$(PYTHON) -m black monai_lexu data_prep tests benchmarks
+
+# MONAI Label (docs: README "Use with MONAI Label"). label-env builds .venv-label: torch 2.13.0 (CPU) first, the
+# pinned runtime of monailabel 0.8.5 (numpy<2, pydicom<2.5, jsonschema<4), monailabel itself without its
+# dependencies (no sam2 build, no CUDA torchvision), then this package without its dependencies (no highdicom>=0.28).
+# test-label runs, inside it, the tests against a real MONAI Label server plus the package tests that matter there.
+LABEL_VENV ?= .venv-label
+LABEL_PY := $(LABEL_VENV)/bin/python
+LABEL_TESTS ?= tests/label tests/test_share.py tests/test_zoo_check.py tests/metrics/test_estimated_dice.py \
+	tests/datasets/hecktor/test_hecktor_dicom.py tests/datasets/hecktor/test_hecktor_dicom_bad_inputs.py
+
+.PHONY: label-env test-label
+
+label-env: $(LABEL_VENV)/.label-env-done
+
+$(LABEL_VENV)/.label-env-done: requirements-label.txt setup.cfg
+	rm -rf $(LABEL_VENV)
+	python3 -m venv $(LABEL_VENV)
+	$(LABEL_PY) -m pip install "$(TORCH)"
+	$(LABEL_PY) -m pip install -r requirements-label.txt
+	$(LABEL_PY) -m pip install --no-deps monailabel==0.8.5
+	$(LABEL_PY) -m pip install --no-deps -e .
+	$(LABEL_PY) -c "import monai_lexu.label.server"
+	touch $@
+
+test-label: label-env
+	$(LABEL_PY) -m pytest -q -n 0 -p no:cacheprovider $(LABEL_TESTS)

@@ -578,9 +578,15 @@ def _rtstruct_label(path: Path, ds: Dataset, ct: Any, pet: Any, compiled: Mappin
 
 
 def _seg_label(path: Path, ct: Any, compiled: Mapping[str, re.Pattern], case: str) -> Any:
-    import highdicom as hd
-
     where = f"case {case!r}: {path}"
+    try:
+        import highdicom as hd
+    except ImportError as e:
+        raise ImportError(
+            f"{where}: reading a DICOM-SEG rater file needs highdicom>=0.28 (pip install 'highdicom>=0.28', which "
+            "needs pydicom>=3 and so cannot live beside monailabel 0.8.5); import this case in an environment "
+            "with it, or give the raters as RTSTRUCT"
+        ) from e
     seg = hd.seg.segread(path)
     numbers: dict[str, list[int]] = {}
     labels = []

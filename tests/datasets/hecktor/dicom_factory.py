@@ -21,9 +21,32 @@ from pydicom.uid import (
     generate_uid,
 )
 
-__all__ = ["Study", "pet_suv_tags", "voxel_centres", "write_image_series", "write_rtstruct", "write_seg"]
+__all__ = [
+    "Study",
+    "pet_suv_tags",
+    "save_dicom",
+    "voxel_centres",
+    "write_image_series",
+    "write_rtstruct",
+    "write_seg",
+]
 
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def save_dicom(ds: Dataset, path: str | Path) -> None:
+    """Write ``ds`` as a DICOM Part 10 file (preamble + file meta) under pydicom 3 and pydicom 2 alike.
+
+    pydicom 3 spells it ``save_as(..., enforce_file_format=True)``; pydicom 2 (MONAI Label's environments pin
+    pydicom < 2.5) has ``write_like_original=False`` instead and needs the encoding set on the dataset.
+    """
+    import pydicom
+
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(path, enforce_file_format=True)
+        return
+    ds.is_little_endian, ds.is_implicit_VR = True, False  # ExplicitVRLittleEndian, the factory's transfer syntax
+    ds.save_as(path, write_like_original=False)
 
 
 class Study:
@@ -151,7 +174,7 @@ def write_image_series(
         for key, value in (extra or {}).items():
             setattr(ds, key, value)
         ds.PixelData = np.ascontiguousarray(stored[k], dtype="<i2").tobytes()
-        ds.save_as(out_dir / f"{modality.lower()}_{order[k]:03d}.dcm", enforce_file_format=True)
+        save_dicom(ds, out_dir / f"{modality.lower()}_{order[k]:03d}.dcm")
         datasets.append(ds)
     return datasets
 
@@ -222,7 +245,7 @@ def write_rtstruct(
     ds.StructureSetROISequence = DicomSequence(roi_items)
     ds.ROIContourSequence = DicomSequence(contour_items)
     ds.RTROIObservationsSequence = DicomSequence(observations)
-    ds.save_as(path, enforce_file_format=True)
+    save_dicom(ds, path)
     return path
 
 

@@ -20,6 +20,7 @@ from monai_lexu.datasets.hecktor.dicom import (
 )
 
 HAS_HIGHDICOM = importlib.util.find_spec("highdicom") is not None
+HIGHDICOM_REASON = "DICOM-SEG raters need highdicom>=0.28 (pydicom>=3), absent here (e.g. in the MONAI Label 0.8.5 env)"
 
 # CT: 8 slices of 24 rows x 32 columns, spacing (x, y, z) = (2, 2.5, 2) mm; z = 10 .. 24
 CT_SHAPE, CT_SPACING, CT_ORIGIN = (8, 24, 32), (2.0, 2.5, 2.0), (-30.0, -20.0, 10.0)
@@ -307,7 +308,7 @@ def test_read_case_rtstruct_raters(case_b):
 
 
 def test_read_case_seg_on_pet_grid_is_resampled(case_b):
-    pytest.importorskip("highdicom")
+    pytest.importorskip("highdicom", reason=HIGHDICOM_REASON)
     import itk
 
     data, _ = case_b

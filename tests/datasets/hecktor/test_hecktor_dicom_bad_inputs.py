@@ -18,6 +18,7 @@ from pydicom.uid import generate_uid
 from monai_lexu.datasets.hecktor.dicom import dicom_to_layout_a
 
 HAS_HIGHDICOM = importlib.util.find_spec("highdicom") is not None
+HIGHDICOM_REASON = "DICOM-SEG raters need highdicom>=0.28 (pydicom>=3), absent here (e.g. in the MONAI Label 0.8.5 env)"
 SHAPE, SPACING, ORIGIN = (4, 8, 8), (2.0, 2.0, 2.0), (0.0, 0.0, 0.0)  # (z, y, x); (x, y, z) mm
 
 
@@ -92,7 +93,7 @@ MISMATCHES = [
     pytest.param(_other_patient, id="rtstruct-other-patient"),
     pytest.param(_other_frame, id="rtstruct-other-frame"),
     pytest.param(
-        _seg_other_frame, id="seg-other-frame", marks=pytest.mark.skipif(not HAS_HIGHDICOM, reason="needs highdicom")
+        _seg_other_frame, id="seg-other-frame", marks=pytest.mark.skipif(not HAS_HIGHDICOM, reason=HIGHDICOM_REASON)
     ),
 ]
 
