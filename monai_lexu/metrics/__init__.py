@@ -28,6 +28,7 @@ from monai_lexu.metrics.entropy import (
     rater_entropy,
     weighted_mean_entropy,
 )
+from monai_lexu.metrics.estimated_dice import estimated_dice
 from monai_lexu.metrics.nll import (
     NegativeLogLikelihoodMetric,
     NegativeLogLikelihoodReferenceMetric,
@@ -63,6 +64,7 @@ __all__ = [
     "SpearmanCorrelationMetric",
     "WeightedMeanEntropyMetric",
     "distance_correlation",
+    "estimated_dice",
     "expected_calibration_error",
     "pooled_expected_calibration_error",
     "mean_entropy",
