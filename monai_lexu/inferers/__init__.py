@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+from .calibrated import (
+    CalibratedEnsembleInferer,
+    VotePatternCounts,
+    calibrated_heatmap,
+    fit_ensemble_coefficients,
+    heads_to_votes,
+    heatmap_to_prob_unc,
+    load_coefficients,
+    save_coefficients,
+)
 from .multihead import MCDropoutInferer, MultiHeadInferer, mc_dropout
 
-__all__ = ["MCDropoutInferer", "MultiHeadInferer", "mc_dropout"]
+__all__ = [
+    "CalibratedEnsembleInferer",
+    "MCDropoutInferer",
+    "MultiHeadInferer",
+    "VotePatternCounts",
+    "calibrated_heatmap",
+    "fit_ensemble_coefficients",
+    "heads_to_votes",
+    "heatmap_to_prob_unc",
+    "load_coefficients",
+    "mc_dropout",
+    "save_coefficients",
+]

@@ -3,5 +3,15 @@
 from __future__ import annotations
 
 from .multi_rater import SAMPLING_MODES, LEXULoss, MultiHeadRaterLoss, sample_valid_raters
+from .parametric import PARAMETRIC_TARGETS, ParametricCalibrationLoss, parametric_loss, shifted_loss_weights
 
-__all__ = ["SAMPLING_MODES", "LEXULoss", "MultiHeadRaterLoss", "sample_valid_raters"]
+__all__ = [
+    "PARAMETRIC_TARGETS",
+    "SAMPLING_MODES",
+    "LEXULoss",
+    "MultiHeadRaterLoss",
+    "ParametricCalibrationLoss",
+    "parametric_loss",
+    "sample_valid_raters",
+    "shifted_loss_weights",
+]

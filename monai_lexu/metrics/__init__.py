@@ -29,6 +29,16 @@ from monai_lexu.metrics.entropy import (
     weighted_mean_entropy,
 )
 from monai_lexu.metrics.estimated_dice import estimated_dice
+from monai_lexu.metrics.heatmap import (
+    ParzenCurve,
+    binary_dice,
+    dice_estimate_agreement,
+    parzen_calibration_curve,
+    quantile_summary,
+    trainee_error_heatmap_values,
+    union_intersection_counts,
+    union_sensitivity_intersection_precision,
+)
 from monai_lexu.metrics.nll import (
     NegativeLogLikelihoodMetric,
     NegativeLogLikelihoodReferenceMetric,
@@ -52,12 +62,20 @@ __all__ = [
     "NegativeLogLikelihoodMetric",
     "NegativeLogLikelihoodReferenceMetric",
     "NormalizedCrossCorrelationMetric",
+    "ParzenCurve",
     "PerImageMetric",
     "ReliabilityCurve",
     "REPORT_METRICS",
     "ReportMetric",
     "report_metric_names",
     "as_float_tensor",
+    "binary_dice",
+    "dice_estimate_agreement",
+    "parzen_calibration_curve",
+    "quantile_summary",
+    "trainee_error_heatmap_values",
+    "union_intersection_counts",
+    "union_sensitivity_intersection_precision",
     "check_same_shape",
     "image_scores",
     "SoftDiceMetric",
