@@ -11,6 +11,7 @@ from .checkpoint import (
     nonfinite_tensors,
     resume_path,
 )
+from .ddp import handlers_for_rank
 from .nonfinite import StopOnNonFiniteLoss, batch_case_ids, nonfinite_cases
 from .output_transforms import from_engine_output, lookup_key, loss_terms_output
 from .soft_dice import SoftDice
@@ -27,6 +28,7 @@ __all__ = [
     "atomic_torch_save",
     "batch_case_ids",
     "from_engine_output",
+    "handlers_for_rank",
     "lookup_key",
     "loss_terms_output",
     "nonfinite_cases",
