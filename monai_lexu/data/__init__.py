@@ -16,6 +16,7 @@ from .datalist import (
     load_structures,
     write_multirater_datalist,
 )
+from .runtime import SYNTHETIC_MARKER, available_cores, loader_workers, synthetic_marker
 
 
 def __getattr__(name: str) -> Any:
@@ -29,14 +30,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SYNTHETIC_MARKER",
     "as_flag",
+    "available_cores",
     "check_fold",
     "check_may_generate",
+    "synthetic_marker",
     "synthetic_wanted",
     "PATH_KEYS",
     "RESERVED_KEYS",
     "load_multirater_datalist",
     "load_structures",
+    "loader_workers",
     "pad_rater_collate",
     "write_multirater_datalist",
 ]

@@ -11,6 +11,8 @@ bundle's ``inference.json`` and the user command (``python -m monai.bundle run -
   when all its outputs are written and finite, otherwise its staged files are deleted and the failure recorded. At
   the end it writes ``<output_dir>/inference_summary.json`` (written files and failures, atomically) and, when any
   input failed, raises a ``RuntimeError`` naming them, so the run exits non-zero after everything else is written.
+  Its ``last_case`` (the latest input and its files or error) names each case in
+  :class:`~monai_lexu.handlers.CaseProgress`'s per-case line, and the end of the run logs what was written where.
 """
 
 from __future__ import annotations
@@ -182,6 +184,7 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
         self.raise_on_failure = raise_on_failure
         self.written: list[dict] = []
         self.failed: list[dict] = []
+        self.last_case: dict = {}  # the case of the latest iteration: {"input", "files"} or {"input", "error"}
 
     # ------------------------------------------------------------------ staging
     def _clear_staging(self) -> None:
@@ -202,6 +205,7 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
 
     def _fail(self, source: str, why: str) -> None:
         self.failed.append({"input": json.loads(source), "error": why})
+        self.last_case = self.failed[-1]
         logger.error("inference failed for %s: %s", source, why)
 
     # ------------------------------------------------------------------ engine
@@ -224,7 +228,15 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
             self._fail(source, _first_line(e))
             return {}
         self.written.append({"input": json.loads(source), "files": files})
+        self.last_case = self.written[-1]
         return output
+
+    def log_written(self) -> None:
+        """Log what was written where: the output folder, then one line per input with its files."""
+        if not self.written:
+            return
+        lines = [f"  {Path(next(iter(w['input'].values()), '?')).name}: {', '.join(w['files'])}" for w in self.written]
+        logger.info("inference wrote into %s:\n%s", self.output_dir, "\n".join(lines))
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         """Run over every input, write the summary, raise if any input failed.
@@ -232,7 +244,7 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
         Raises:
             RuntimeError: (with ``raise_on_failure``) some inputs failed; the message names them and the summary.
         """
-        self.written, self.failed = [], []
+        self.written, self.failed, self.last_case = [], [], {}
         self._clear_staging()
         try:
             super().run(*args, **kwargs)
@@ -257,6 +269,7 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
             len(self.failed),
             summary_path,
         )
+        self.log_written()
         if self.failed and self.raise_on_failure:
             lines = "\n".join(f"  {f['error']}" for f in self.failed)
             raise RuntimeError(

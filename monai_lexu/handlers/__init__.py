@@ -11,27 +11,42 @@ from .checkpoint import (
     nonfinite_tensors,
     resume_path,
 )
+from .command import bundle_command, running_bundle_args
 from .ddp import handlers_for_rank
+from .interrupt import INTERRUPT_EXIT_CODE, StopOnInterrupt
+from .logs import KNOWN_HARMLESS_WARNINGS, quiet_known_warnings
 from .nonfinite import StopOnNonFiniteLoss, batch_case_ids, nonfinite_cases
 from .output_transforms import from_engine_output, lookup_key, loss_terms_output
+from .progress import CaseProgress, RunSummary, TrainingProgress, format_duration, volumes_smaller_than_patch
 from .soft_dice import SoftDice
 from .uncertainty_report import UncertaintyReport
 
 __all__ = [
+    "INTERRUPT_EXIT_CODE",
+    "KNOWN_HARMLESS_WARNINGS",
+    "CaseProgress",
     "FiniteCheckpointSaver",
     "NonFiniteCheckpointError",
     "RandomStates",
     "ResumableCheckpoint",
+    "RunSummary",
     "SoftDice",
+    "StopOnInterrupt",
     "StopOnNonFiniteLoss",
+    "TrainingProgress",
     "UncertaintyReport",
     "atomic_torch_save",
     "batch_case_ids",
+    "bundle_command",
+    "format_duration",
     "from_engine_output",
     "handlers_for_rank",
     "lookup_key",
     "loss_terms_output",
     "nonfinite_cases",
     "nonfinite_tensors",
+    "quiet_known_warnings",
     "resume_path",
+    "running_bundle_args",
+    "volumes_smaller_than_patch",
 ]

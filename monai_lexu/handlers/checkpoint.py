@@ -361,6 +361,7 @@ class ResumableCheckpoint:
         self.resume_from = resume_path(resume, self.path)
         self.map_location = map_location
         self._saved_at: int | None = None
+        self.saved_epoch: int | None = None  # epoch of the checkpoint this run saved or resumed from
 
     def attach(self, engine: Any) -> None:
         """Load at ``STARTED`` when resuming; save at ``EPOCH_COMPLETED(every=interval)`` and ``COMPLETED``."""
@@ -381,6 +382,7 @@ class ResumableCheckpoint:
             return
         atomic_torch_save(self.state(), self.path)
         self._saved_at = engine.state.iteration
+        self.saved_epoch = int(engine.state.epoch)
         logger.info("saved the resumable checkpoint %s at epoch %d", self.path, engine.state.epoch)
 
     def load(self, engine: Any) -> None:
@@ -410,4 +412,5 @@ class ResumableCheckpoint:
                 f"cannot resume from {path}: it is at epoch {engine.state.epoch}, beyond max_epochs {max_epochs}"
             )
         engine.state.max_epochs = max_epochs
+        self.saved_epoch = int(engine.state.epoch)
         logger.info("resumed from %s at epoch %d (iteration %d)", path, engine.state.epoch, engine.state.iteration)
