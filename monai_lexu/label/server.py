@@ -41,11 +41,12 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from fastapi import HTTPException  # noqa: E402
+from fastapi import BackgroundTasks, Depends, File, Form, HTTPException, UploadFile  # noqa: E402
 from monai.bundle import ConfigParser  # noqa: E402
 from monai.transforms import Compose, SaveImaged  # noqa: E402
 from monailabel.config import settings  # noqa: E402
 from monailabel.datastore.local import LocalDatastore  # noqa: E402
+from monailabel.endpoints.user.auth import RBAC, User  # noqa: E402
 from monailabel.interfaces.app import MONAILabelApp  # noqa: E402
 from monailabel.interfaces.tasks.scoring import ScoringMethod  # noqa: E402
 from monailabel.interfaces.tasks.strategy import Strategy  # noqa: E402
@@ -295,7 +296,7 @@ class LexuInferTask(BundleInferTask):
                 resample=False,
                 separate_folder=False,
                 print_log=False,
-                squeeze_end_dims=False,  # a 2D map stays (W, H, 1, 1) on its 4x4 affine, as the bundles write it
+                squeeze_end_dims=self.dimension == 3,  # 2D: (W, H, 1, 1) on its 4x4 affine, as the bundles write
                 output_name_formatter=lambda meta, saver: {"subject": "map", "idx": None},
             )(array)
             (written,) = Path(folder).glob("*.nii.gz")
@@ -467,7 +468,7 @@ class LexuUncertaintyScoring(ScoringMethod):
         model = request.get("model")
         tasks = [t for n, t in self.infers.items() if not model or n == model]
         force = strtobool(str(request.get("force", "false")))
-        scored, skipped = {}, []
+        scored, skipped, refused = {}, [], {}
         for image_id in sorted(datastore.get_unlabeled_images()):
             path = datastore.get_image_uri(image_id)
             task = next((t for t in tasks if t.accepts(path)), None)
@@ -478,7 +479,12 @@ class LexuUncertaintyScoring(ScoringMethod):
             if not force and previous.get("model") == task.name and previous.get("model_ts") == ts:
                 skipped.append(image_id)
                 continue
-            _, data = task({"image": path, "device": request.get("device", "cpu"), "skip_writer": True})
+            try:
+                _, data = task({"image": path, "device": request.get("device", "cpu"), "skip_writer": True})
+            except HTTPException as e:  # e.g. a HECKTOR CT without its PET: named, the others are scored
+                logger.warning("%s: %s not scored: %s", SCORE_KEY, image_id, e.detail)
+                refused[image_id] = str(e.detail)
+                continue
             summary = data["result"]["structures"]
             score = {
                 "model": task.name,
@@ -488,8 +494,8 @@ class LexuUncertaintyScoring(ScoringMethod):
             }
             datastore.update_image_info(image_id, {SCORE_KEY: score})
             scored[image_id] = score["uncertainty_sum"]
-        logger.info("%s: scored %s, up to date %s", SCORE_KEY, scored, skipped)
-        return {"scored": scored, "up_to_date": skipped}
+        logger.info("%s: scored %s, up to date %s, refused %s", SCORE_KEY, scored, skipped, refused)
+        return {"scored": scored, "up_to_date": skipped, "refused": refused}
 
 
 class MostUncertain(Strategy):
@@ -541,6 +547,13 @@ class LexuApp(MONAILabelApp):
             description="monai-lexu bundles: label map, per-structure uncertainty, uncertainty-first active learning",
             version=getattr(monai_lexu, "__version__", "0.1.0"),
         )
+
+    def on_init_complete(self) -> None:
+        """In the server (not in MONAI Label's train/scoring sub-processes): guard the upload endpoint too."""
+        from monailabel.app import app
+
+        install_upload_guard(app)
+        super().on_init_complete()
 
     def _bundle(self, name: str) -> tuple[str, list[str]]:
         path = self.bundle_dir / name
@@ -613,6 +626,31 @@ class LexuApp(MONAILabelApp):
         params["maps"] = maps
         result["params"] = params
         return result
+
+
+async def api_add_image_checked(
+    background_tasks: BackgroundTasks,
+    image: str | None = None,
+    params: str = Form("{}"),  # noqa: B008 (FastAPI's way of declaring a form field, as MONAI Label's endpoint)
+    file: UploadFile = File(...),  # noqa: B008
+    user: User = Depends(RBAC(settings.MONAI_LABEL_AUTH_ROLE_ANNOTATOR)),  # noqa: B008
+) -> dict[str, Any]:
+    """``PUT /datastore/image`` with the uploaded file name checked first (MONAI Label keeps only its base name; a
+    name that points elsewhere, e.g. ``../../x.nii.gz``, is refused here instead of silently renamed)."""
+    from monailabel.endpoints.datastore import add_image
+
+    _safe(file.filename, "uploaded file name")
+    return add_image(background_tasks, image, params, file, user.username)
+
+
+def install_upload_guard(app: Any) -> None:
+    """Put :func:`api_add_image_checked` in front of MONAI Label's own ``PUT /datastore/image`` (and its deprecated
+    alias ``PUT /datastore/``); FastAPI matches routes in order, so the checked one answers."""
+    from fastapi.routing import APIRoute
+
+    for path in ("/datastore/image", "/datastore/"):
+        route = APIRoute(settings.MONAI_LABEL_API_STR + path, api_add_image_checked, methods=["PUT"])
+        app.router.routes.insert(0, route)
 
 
 def _remove(path: str) -> None:
