@@ -15,8 +15,8 @@ TABLE = "| metric | GTVp | GTVn |\n|---|---|---|\n| soft Dice | 0.700 ± 0.048 |
 
 
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (42, "42 s"), (60, "1 min 0 s"), (139.4, "2 min 19 s")])
-def test_format_duration(seconds, text):
-    assert docs.format_duration(seconds) == text
+def test_minutes_seconds(seconds, text):
+    assert docs.minutes_seconds(seconds) == text
 
 
 def test_extract_table_takes_the_first_table_and_names_the_file_without_one():
@@ -60,7 +60,7 @@ def test_record_runs_the_command_then_render_and_check(tmp_path):
     readme = (root / "README.md").read_text()
     assert (
         readme
-        == f"Quick start: <!-- time: b/qs -->{docs.format_duration(record['wall_s'])}<!-- /time --> on 2 cores.\n"
+        == f"Quick start: <!-- time: b/qs -->{docs.minutes_seconds(record['wall_s'])}<!-- /time --> on 2 cores.\n"
     )
     assert docs.render_all(root, check=True) == []
 
