@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .branch import BranchMembers
 from .checkpoint import (
     FiniteCheckpointSaver,
     NonFiniteCheckpointError,
@@ -24,6 +25,7 @@ from .uncertainty_report import UncertaintyReport
 __all__ = [
     "INTERRUPT_EXIT_CODE",
     "KNOWN_HARMLESS_WARNINGS",
+    "BranchMembers",
     "CaseProgress",
     "FiniteCheckpointSaver",
     "NonFiniteCheckpointError",

@@ -110,8 +110,12 @@ class ParametricCalibrationLoss(_Loss):
         num_heads: ``K``.
         target: ``"majority"`` (strict majority of the valid raters, ``soft_label > 0.5``) or ``"soft"``.
         eps: Dice smoothing (reference 1e-5).
+        base_w: ``w_DSC`` (a number or ``L`` numbers) used while ``shared`` is True.
 
     Attributes:
+        shared: phase 1 of a :class:`monai_lexu.networks.SharedBaseEnsemble` (set by
+            :class:`monai_lexu.handlers.BranchMembers`): every head is the one base model, so the loss is the MEAN over
+            heads of ``L_{base_w}`` (= the base model's loss) instead of the sum of the members' ``L_{w_k}``.
         last_terms: detached scalars of the last call: ``"ce"`` and ``"dice"`` (summed over heads) and ``"loss"``.
 
     ``forward(input, target)``: ``input`` head-major logits ``(B, K * L, *S)``; ``target`` a mapping with
@@ -119,7 +123,9 @@ class ParametricCalibrationLoss(_Loss):
     a ``(B, L, *S)`` target tensor used as it is.
     """
 
-    def __init__(self, w: Any = 0.0, num_heads: int = 1, target: str = "majority", eps: float = 1e-5) -> None:
+    def __init__(
+        self, w: Any = 0.0, num_heads: int = 1, target: str = "majority", eps: float = 1e-5, base_w: Any = None
+    ) -> None:
         super().__init__()
         if num_heads < 1:
             raise ValueError(f"num_heads must be >= 1, got {num_heads}.")
@@ -129,13 +135,17 @@ class ParametricCalibrationLoss(_Loss):
         if wt.ndim > 2 or (wt.ndim == 2 and wt.shape[0] != num_heads):
             raise ValueError(f"w must be a number, (L,) or (K={num_heads}, L), got shape {tuple(wt.shape)}.")
         self.w = wt
+        self.base_w = None if base_w is None else torch.as_tensor(base_w, dtype=torch.float32)
+        if self.base_w is not None and self.base_w.ndim > 1:
+            raise ValueError(f"base_w must be a number or (L,), got shape {tuple(self.base_w.shape)}.")
+        self.shared = False
         self.num_heads = int(num_heads)
         self.target = target
         self.eps = float(eps)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def _weights(self, num_structures: int) -> torch.Tensor:
-        w = self.w
+        w = self.base_w if self.shared and self.base_w is not None else self.w
         if w.ndim == 0:
             w = w.expand(num_structures)
         if w.ndim == 1:
@@ -185,5 +195,7 @@ class ParametricCalibrationLoss(_Loss):
                 ce_sum = ce_sum + ce
                 dice_sum = dice_sum + dice
             total = ce_sum + dice_sum
+            if self.shared:  # phase 1 of a shared base: every head is the base model, whose loss is the mean
+                ce_sum, dice_sum, total = ce_sum / self.num_heads, dice_sum / self.num_heads, total / self.num_heads
         self.last_terms = {"ce": ce_sum.detach(), "dice": dice_sum.detach(), "loss": total.detach()}
         return total

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .calibrated import SharedBaseEnsemble
 from .ensemble import DeepEnsemble
 from .multihead_unet import BACKBONES, HEAD_MODES, MultiHeadUNet
 
-__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet"]
+__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet", "SharedBaseEnsemble"]
