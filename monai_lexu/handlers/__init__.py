@@ -14,8 +14,8 @@ from .checkpoint import (
 )
 from .command import bundle_command, running_bundle_args
 from .ddp import handlers_for_rank
-from .interrupt import INTERRUPT_EXIT_CODE, StopOnInterrupt
-from .logs import KNOWN_HARMLESS_WARNINGS, quiet_known_warnings
+from .interrupt import INTERRUPT_EXIT_CODE, StopOnInterrupt, install_interrupt_hook
+from .logs import KNOWN_HARMLESS_WARNINGS, quiet_known_warnings, quiet_run
 from .nonfinite import StopOnNonFiniteLoss, batch_case_ids, nonfinite_cases
 from .output_transforms import from_engine_output, lookup_key, loss_terms_output
 from .progress import CaseProgress, RunSummary, TrainingProgress, format_duration, volumes_smaller_than_patch
@@ -47,7 +47,9 @@ __all__ = [
     "loss_terms_output",
     "nonfinite_cases",
     "nonfinite_tensors",
+    "install_interrupt_hook",
     "quiet_known_warnings",
+    "quiet_run",
     "resume_path",
     "running_bundle_args",
     "volumes_smaller_than_patch",

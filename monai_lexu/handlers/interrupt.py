@@ -25,11 +25,44 @@ from monai_lexu.handlers.command import bundle_command
 
 Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
-__all__ = ["INTERRUPT_EXIT_CODE", "StopOnInterrupt"]
+__all__ = ["INTERRUPT_EXIT_CODE", "StopOnInterrupt", "install_interrupt_hook"]
 
 logger = logging.getLogger(__name__)
 
 INTERRUPT_EXIT_CODE = 130
+
+
+STARTING_MESSAGE = (
+    "interrupted while the run was starting (reading the configs, preparing or caching the data): nothing was "
+    "trained, evaluated or written by it; run the same command again to start over"
+)
+
+
+def install_interrupt_hook() -> bool:
+    """Make a Ctrl-C outside the engines (while the configs are parsed, data converted or cached) end with one line
+    instead of a traceback.
+
+    Wraps ``sys.excepthook`` once: an uncaught ``KeyboardInterrupt`` prints :data:`STARTING_MESSAGE` to stderr (Python
+    then exits through SIGINT, status 130 in a shell); every other exception goes to the previous hook. Inside the
+    engines :class:`StopOnInterrupt` handles Ctrl-C first. The configs call it in ``initialize`` through
+    :func:`monai_lexu.handlers.quiet_run`.
+
+    Returns:
+        True.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "_monai_lexu_interrupt_hook", False):
+        return True
+
+    def hook(kind, value, traceback):  # noqa: ANN001 - sys.excepthook's signature
+        if issubclass(kind, KeyboardInterrupt):
+            print(STARTING_MESSAGE, file=sys.stderr, flush=True)
+            return
+        previous(kind, value, traceback)
+
+    hook._monai_lexu_interrupt_hook = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
+    return True
 
 
 class _DropInterruptedRunLine(logging.Filter):

@@ -6,8 +6,9 @@ Two kinds of noise reach a bundle run's output:
   with ``logging.config.fileConfig`` before the configs are parsed); the list and the reasons are in
   ``bundles/README.md`` ("Logs");
 - Python warnings (``warnings.warn``): ``logging.conf`` cannot filter them by message, so the configs call
-  :func:`quiet_known_warnings` first thing in ``initialize`` (before data are converted, loaded or cached), which
-  adds one ``warnings.filterwarnings("ignore", ...)`` per entry of :data:`KNOWN_HARMLESS_WARNINGS`.
+  :func:`quiet_run` first thing in ``initialize`` (before data are converted, loaded or cached), whose
+  :func:`quiet_known_warnings` adds one ``warnings.filterwarnings("ignore", ...)`` per entry of
+  :data:`KNOWN_HARMLESS_WARNINGS`.
 
 MONAI's config-trust warning ("parsing config_file ...: any ``_target_`` ...") is not filtered: ``monai.bundle run``
 emits it before it reads any file of the bundle, so nothing in a bundle can filter it, and it is a security notice
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 
-__all__ = ["KNOWN_HARMLESS_WARNINGS", "quiet_known_warnings"]
+__all__ = ["KNOWN_HARMLESS_WARNINGS", "quiet_known_warnings", "quiet_run"]
 
 KNOWN_HARMLESS_WARNINGS: tuple[tuple[str, type[Warning], str, str], ...] = (
     (
@@ -36,7 +37,7 @@ KNOWN_HARMLESS_WARNINGS: tuple[tuple[str, type[Warning], str, str], ...] = (
 def quiet_known_warnings() -> bool:
     """Ignore the Python warnings of :data:`KNOWN_HARMLESS_WARNINGS` (each once in the filter list).
 
-    The bundles call it first in ``initialize``: ``"$monai_lexu.handlers.quiet_known_warnings()"``.
+    The bundles call it first in ``initialize``, through :func:`quiet_run`.
 
     Returns:
         True (so a config expression evaluates to something printable).
@@ -45,4 +46,19 @@ def quiet_known_warnings() -> bool:
         entry = ("ignore", message, category, module)
         if not any(f[0] == "ignore" and getattr(f[1], "pattern", None) == message for f in warnings.filters):
             warnings.filterwarnings(*entry)
+    return True
+
+
+def quiet_run() -> bool:
+    """What every bundle config calls first in ``initialize`` (``"$monai_lexu.handlers.quiet_run()"``): ignore the
+    known-harmless warnings (:func:`quiet_known_warnings`) and end a Ctrl-C before the engines start with one line
+    (:func:`monai_lexu.handlers.interrupt.install_interrupt_hook`).
+
+    Returns:
+        True.
+    """
+    from monai_lexu.handlers.interrupt import install_interrupt_hook
+
+    quiet_known_warnings()
+    install_interrupt_hook()
     return True

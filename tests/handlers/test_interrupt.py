@@ -3,6 +3,7 @@ and the --resume command, exit code 130, no traceback, and nothing written from 
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -100,3 +101,28 @@ def test_other_exceptions_still_reach_the_other_handlers(tmp_path):
     )
     assert result.returncode == 1
     assert "ValueError: boom" in result.stderr and "interrupted" not in result.stdout + result.stderr
+
+
+def test_ctrl_c_before_the_engines_start_is_one_line(tmp_path):
+    script = tmp_path / "start.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from monai_lexu.handlers import quiet_run\n"
+        "quiet_run()\n"
+        "quiet_run()  # installed once\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(30)\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGINT  # Python exits through SIGINT: status 130 in a shell
+    from monai_lexu.handlers.interrupt import STARTING_MESSAGE
+
+    assert result.stderr == STARTING_MESSAGE + "\n" and result.stdout == ""
+
+
+def test_other_uncaught_exceptions_keep_their_traceback(tmp_path):
+    script = tmp_path / "start.py"
+    script.write_text("from monai_lexu.handlers import quiet_run\nquiet_run()\nraise ValueError('boom')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: boom" in result.stderr
