@@ -37,6 +37,7 @@ __all__ = [
     "heads_to_votes",
     "save_coefficients",
     "load_coefficients",
+    "equal_coefficients",
     "CalibratedEnsembleInferer",
 ]
 
@@ -196,6 +197,12 @@ def calibrated_heatmap(votes: Any, a: Any) -> torch.Tensor:
     raise ValueError(f"a must have shape (K,) or (L, K), got {tuple(at.shape)}.")
 
 
+def equal_coefficients(num_members: int, num_structures: int) -> list[list[float]]:
+    """``L x K`` coefficients ``1 / K``: ``h`` = the mean of the members' masks (the paper's seed ensemble and dropout
+    heatmaps)."""
+    return [[1.0 / num_members] * num_members for _ in range(num_structures)]
+
+
 def heatmap_to_prob_unc(h: torch.Tensor) -> torch.Tensor:
     """The inference contract of a calibrated heatmap: ``cat([clip(h, 0, 1), p (1 - p)], dim=1)``, ``(B, 2L, *S)``.
 
@@ -273,11 +280,13 @@ def load_coefficients(
 
 
 class _ProbPredictor:
-    def __init__(self, network: Callable[..., torch.Tensor]) -> None:
+    def __init__(self, network: Callable[..., torch.Tensor], num_samples: int = 1) -> None:
         self.network = network
+        self.num_samples = num_samples
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return torch.sigmoid(self.network(x, *args, **kwargs).float())
+        passes = [torch.sigmoid(self.network(x, *args, **kwargs).float()) for _ in range(self.num_samples)]
+        return passes[0] if self.num_samples == 1 else torch.cat(passes, dim=1)
 
 
 class CalibratedEnsembleInferer(Inferer):
@@ -294,6 +303,9 @@ class CalibratedEnsembleInferer(Inferer):
             for 3D).
         output: ``"prob_unc"`` (the contract, ``(B, 2L, *S)``), ``"heatmap"`` (unclipped ``h``, ``(B, L, *S)``) or
             ``"votes"`` (``(B, K * L, *S)`` head-major binary votes, e.g. for the union/intersection metrics).
+        mc_samples: ``T > 1``: Monte-Carlo dropout, ``T`` stochastic passes per call (dropout on, see
+            :func:`monai_lexu.inferers.mc_dropout`) stacked as ``T * K_net`` heads (``num_heads`` counts them all);
+            the paper's dropout baseline is ``T = 7`` with equal coefficients ``1 / 7`` (the mean of the masks).
     """
 
     OUTPUTS = ("prob_unc", "heatmap", "votes")
@@ -304,8 +316,12 @@ class CalibratedEnsembleInferer(Inferer):
         num_heads: int,
         base_inferer: Inferer | None = None,
         output: str = "prob_unc",
+        mc_samples: int = 1,
     ) -> None:
         super().__init__()
+        if mc_samples < 1:
+            raise ValueError(f"mc_samples must be >= 1, got {mc_samples}.")
+        self.mc_samples = int(mc_samples)
         if output not in self.OUTPUTS:
             raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}.")
         if isinstance(coefficients, (str, os.PathLike)):
@@ -325,7 +341,14 @@ class CalibratedEnsembleInferer(Inferer):
         self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
     ) -> torch.Tensor:
         """Run the base inferer on ``inputs`` ``(B, C, *S)``; see ``output`` for the result."""
-        probs = self.base_inferer(inputs, _ProbPredictor(network), *args, **kwargs)  # type: ignore[arg-type]
+        predictor = _ProbPredictor(network, self.mc_samples)
+        if self.mc_samples > 1:
+            from monai_lexu.inferers.multihead import mc_dropout
+
+            with mc_dropout(network):  # type: ignore[arg-type]
+                probs = self.base_inferer(inputs, predictor, *args, **kwargs)  # type: ignore[arg-type]
+        else:
+            probs = self.base_inferer(inputs, predictor, *args, **kwargs)  # type: ignore[arg-type]
         votes = heads_to_votes(torch.as_tensor(probs), self.num_heads, logits=False)
         if votes.shape[2] != self.coefficients.shape[0]:
             raise ValueError(

@@ -108,3 +108,17 @@ def test_inferer_and_json_round_trip(tmp_path):
         load_coefficients(path, num_heads=3)
     with pytest.raises(FileNotFoundError, match="no calibration coefficients"):
         load_coefficients(tmp_path / "missing.json")
+
+
+def test_mc_dropout_passes_as_members():
+    from monai_lexu.inferers import equal_coefficients
+
+    net = torch.nn.Sequential(torch.nn.Dropout(0.5)).eval()
+    x = torch.ones(1, 1, 200)
+    torch.manual_seed(0)
+    out = CalibratedEnsembleInferer(equal_coefficients(7, 1), 7, output="heatmap", mc_samples=7)(x, net)
+    # each pass keeps an element (logit 2 >= 0: vote) with probability 1/2 and zeroes it (logit 0: also a vote)
+    assert out.shape == (1, 1, 200) and torch.allclose(out, torch.ones_like(out))
+    out = CalibratedEnsembleInferer(equal_coefficients(7, 1), 7, output="heatmap", mc_samples=7)(x - 2.0, net)
+    values = set(torch.round(out * 7).flatten().tolist())  # votes where dropout zeroed the -1 logit: k / 7
+    assert len(values) > 3 and not net.training
