@@ -37,7 +37,10 @@ class UncertaintyReport:
     without disagreement), mean entropy (ME) and pooled calibration data (the ECE row; see :mod:`monai_lexu.metrics`
     for each exact definition). With ``ground_truth_key`` (data with a known true mask, e.g. the Jungo synthetic
     set) it also records ``Dice_gt``: the Dice of ``prob >= 0.5`` against that mask (MONAI ``DiceMetric`` with
-    ``ignore_empty=False``: two empty masks give 1), Jungo's Table 1 Dice. SR and DC are NaN for fewer than 3 images.
+    ``ignore_empty=False``: two empty masks give 1), Jungo's Table 1 Dice. SR and DC over fewer than
+    :data:`~monai_lexu.metrics.correlation.MIN_CASES_FOR_CORRELATION` (5) images are NaN, shown as "n too small" in the
+    tables and null (with the number of images) in the JSON. ``band/core`` is the mean uncertainty in the raters'
+    disagreement band over that in their core (:func:`~monai_lexu.metrics.band_core.band_core_ratio`).
 
     The summary (:meth:`summary`) is read from the metrics' buffers, which MONAI's ``Cumulative`` gathers across DDP
     ranks, so every rank gets the summary over all images (rank 0's images first, then rank 1's, ...); the case ids
@@ -196,7 +199,11 @@ class UncertaintyReport:
                 self.keep_maps(out, batch, recorded)
 
     def keep_maps(self, output: Any, batch: Any, case_id: Any) -> None:
-        """Keep one image's maps for figures (2D as they are; 3D: the axial slice with the largest rater variance).
+        """Keep one image's maps for figures (2D as they are; 3D: one axial slice, see below).
+
+        3D: the axial slice (last axis) whose smallest per-structure rater-variance sum is largest, i.e. the slice
+        that cuts the disagreement band of EVERY structure most (e.g. the primary and a node); when no slice cuts
+        all of them, the slice with the largest total rater variance.
 
         Stored as float32 numpy arrays: ``image`` (C, H, W), ``raters`` (R_valid, L, H, W), ``prob``, ``unc``,
         ``soft_label``, ``rater_var`` (L, H, W), plus ``id`` and ``slice`` (the slice index along the last axis
@@ -218,8 +225,10 @@ class UncertaintyReport:
             except KeyError:
                 pass
         index = -1
-        if maps["prob"].ndim == 4:  # (L, H, W, D): the axial slice where the raters disagree most
-            index = int(maps["rater_var"].sum(dim=(0, 1, 2)).argmax())
+        if maps["prob"].ndim == 4:  # (L, H, W, D): the axial slice through every structure's disagreement band
+            per_slice = maps["rater_var"].sum(dim=(1, 2))  # (L, D)
+            both = per_slice.min(dim=0).values
+            index = int((both if both.max() > 0 else per_slice.sum(0)).argmax())
             maps = {k: v[..., index] for k, v in maps.items()}
         record = {k: v.numpy().astype(np.float32) for k, v in maps.items()}
         record.update(id=str(case_id), slice=index)
@@ -280,6 +289,7 @@ class UncertaintyReport:
             image_columns={k: v.detach().cpu().double().numpy() for k, v in columns.items()},
             reliability=reliability,
             notes={name: spec.description for name, spec in self.specs.items() if spec.description},
+            min_images={name: spec.min_images for name, spec in self.specs.items() if spec.scope == ACROSS_IMAGES},
         )
 
     def completed(self, engine: Engine | None = None) -> dict[str, dict[str, float]]:

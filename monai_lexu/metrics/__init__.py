@@ -6,6 +6,7 @@ Functional cores (one definition each, documented in their docstrings) and MONAI
 
 from __future__ import annotations
 
+from monai_lexu.metrics.band_core import BAND_CORE_TOLERANCE, BandCoreRatioMetric, band_core_ratio
 from monai_lexu.metrics.calibration import (
     CalibrationMetric,
     ReliabilityCurve,
@@ -14,6 +15,7 @@ from monai_lexu.metrics.calibration import (
     reliability_curve,
 )
 from monai_lexu.metrics.correlation import (
+    MIN_CASES_FOR_CORRELATION,
     DistanceCorrelationMetric,
     NormalizedCrossCorrelationMetric,
     SpearmanCorrelationMetric,
@@ -56,7 +58,10 @@ from monai_lexu.metrics.utils import (
 )
 
 __all__ = [
+    "BAND_CORE_TOLERANCE",
+    "BandCoreRatioMetric",
     "CalibrationMetric",
+    "MIN_CASES_FOR_CORRELATION",
     "DistanceCorrelationMetric",
     "MeanEntropyMetric",
     "NegativeLogLikelihoodMetric",
@@ -76,6 +81,7 @@ __all__ = [
     "trainee_error_heatmap_values",
     "union_intersection_counts",
     "union_sensitivity_intersection_precision",
+    "band_core_ratio",
     "check_same_shape",
     "image_scores",
     "SoftDiceMetric",

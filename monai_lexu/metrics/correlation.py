@@ -4,6 +4,12 @@ Image-level figures (Spearman rank correlation SR, distance correlation DC) corr
 per-image sums of the model's uncertainty map with the per-image sums of the rater-variance map, separately for
 every structure. The pixel-level figure (normalised cross-correlation NCC) is a Pearson correlation between the two
 maps of one image, averaged over images.
+
+SR and DC are statistics over a SAMPLE of images: the functions here compute them from 2 images on (below that they
+are undefined), but a rank correlation of 3 or 4 points takes only a handful of values (with 3 images SR is one of
+-1, -0.5, 0.5, 1) and says nothing. The evaluation report therefore shows them only over at least
+:data:`MIN_CASES_FOR_CORRELATION` (5) images; over fewer, its tables print "n too small" and its JSON holds null and
+the number of images (:mod:`monai_lexu.report.evaluation`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from monai.utils import MetricReduction
 from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape, image_scores
 
 __all__ = [
+    "MIN_CASES_FOR_CORRELATION",
     "spearman_correlation",
     "distance_correlation",
     "normalized_cross_correlation",
@@ -25,6 +32,9 @@ __all__ = [
     "DistanceCorrelationMetric",
     "NormalizedCrossCorrelationMetric",
 ]
+
+MIN_CASES_FOR_CORRELATION = 5
+"""Fewest images over which the evaluation report shows a correlation across images (SR, DC); fewer: "n too small"."""
 
 _NAN_POLICIES = ("propagate", "omit")
 

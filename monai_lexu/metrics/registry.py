@@ -22,8 +22,10 @@ import torch
 from monai.metrics import DiceMetric
 from monai.metrics.metric import CumulativeIterationMetric
 
+from monai_lexu.metrics.band_core import BandCoreRatioMetric
 from monai_lexu.metrics.calibration import CalibrationMetric
 from monai_lexu.metrics.correlation import (
+    MIN_CASES_FOR_CORRELATION,
     DistanceCorrelationMetric,
     NormalizedCrossCorrelationMetric,
     SpearmanCorrelationMetric,
@@ -52,7 +54,8 @@ class ReportMetric:
         scope: :data:`PER_IMAGE` (the metric's buffer is (N, L), one value per image and structure) or
             :data:`ACROSS_IMAGES` (``aggregate`` gives one value per structure over all images).
         aggregate: for :data:`ACROSS_IMAGES`, metric -> (L,) tensor; ``None``: ``metric.aggregate()``.
-        min_images: for :data:`ACROSS_IMAGES`, fewer images give NaN without calling ``aggregate``.
+        min_images: for :data:`ACROSS_IMAGES`, fewer images give NaN without calling ``aggregate``, shown as
+            "n too small" in the report's tables (null and the number of images in its JSON).
         image_columns: metric -> ``{column: (N, L) tensor}``, extra per-image columns of the per-image table.
         prepare: applied to the (1, L, *S) inputs before the metric (e.g. thresholding, as MONAI post-transforms).
         description: sentence added to the Markdown summary's explanation (the eight built-in rows are explained by
@@ -91,17 +94,26 @@ REPORT_METRICS: dict[str, ReportMetric] = {
         lambda _: SpearmanCorrelationMetric(),
         ("unc", "rater_var"),
         ACROSS_IMAGES,
-        min_images=3,
+        min_images=MIN_CASES_FOR_CORRELATION,
         image_columns=_image_sums,
     ),
     "DC": ReportMetric(
         lambda _: DistanceCorrelationMetric(),
         ("unc", "rater_var"),
         ACROSS_IMAGES,
-        min_images=3,
+        min_images=MIN_CASES_FOR_CORRELATION,
         image_columns=_image_sums,
     ),
     "NCC": ReportMetric(lambda _: NormalizedCrossCorrelationMetric(), ("unc", "rater_var")),
+    "band/core": ReportMetric(
+        lambda _: BandCoreRatioMetric(),
+        ("unc", "soft_label"),
+        description=(
+            "mean uncertainty in the raters' disagreement band (0 < soft label < 1) divided by the mean uncertainty in "
+            "their core (soft label = 1), per image; > 1: the uncertainty sits where the raters disagree; nan when "
+            "the band or the core is empty"
+        ),
+    ),
     "soft_dice": ReportMetric(lambda _: SoftDiceMetric(), ("prob", "soft_label")),
     "NLL": ReportMetric(lambda _: NegativeLogLikelihoodMetric(), ("prob", "soft_label")),
     "WME": ReportMetric(lambda _: WeightedMeanEntropyMetric(), ("prob", "soft_label")),

@@ -16,8 +16,17 @@ from .compare import (
 )
 from .cv import cross_validation_summary
 from .evaluation import EvaluationSummary, evaluation_markdown, write_case_maps, write_evaluation
-from .figures import plot_method_comparison, plot_reliability_diagram, save_figure
-from .tables import finite_mean_std, format_value, markdown_table, mean_std, write_csv, write_markdown
+from .figures import plot_case, plot_method_comparison, plot_reliability_diagram, save_figure
+from .tables import (
+    TOO_SMALL,
+    finite_mean_std,
+    format_value,
+    markdown_table,
+    mean_std,
+    too_small_cell,
+    write_csv,
+    write_markdown,
+)
 
 __all__ = [
     "EvaluationSummary",
@@ -32,16 +41,19 @@ __all__ = [
     "load_case_maps",
     "load_evaluation",
     "measure_inference_cost",
+    "plot_case",
     "plot_method_comparison",
     "uncertainty_table",
     "write_table",
     "cross_validation_summary",
+    "TOO_SMALL",
     "finite_mean_std",
     "format_value",
     "markdown_table",
     "mean_std",
     "plot_reliability_diagram",
     "save_figure",
+    "too_small_cell",
     "write_csv",
     "write_markdown",
 ]

@@ -117,7 +117,8 @@ def uncertainty_table(
                 values = []
                 for run in runs:
                     try:
-                        values.append(float(run["mean"][s][metric]))
+                        value = run["mean"][s][metric]
+                        values.append(float("nan") if value is None else float(value))  # null: n too small
                     except KeyError as e:
                         raise ValueError(f"{run.get('path', name)} has no {metric!r} for structure {s!r}") from e
                 m, sd, _ = finite_mean_std(values)

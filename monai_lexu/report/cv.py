@@ -7,11 +7,24 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from monai_lexu.report.tables import finite_mean_std, format_value, markdown_table, mean_std, write_csv, write_markdown
+from monai_lexu.report.tables import (
+    finite_mean_std,
+    format_value,
+    markdown_table,
+    mean_std,
+    too_small_cell,
+    write_csv,
+    write_markdown,
+)
 
 __all__ = ["cross_validation_summary"]
 
 logger = logging.getLogger("monai_lexu")
+
+
+def _number(value: object) -> float:
+    """A JSON table value as a float: null (a statistic over too few images) -> NaN."""
+    return float("nan") if value is None else float(value)  # type: ignore[arg-type]
 
 
 def cross_validation_summary(
@@ -24,6 +37,10 @@ def cross_validation_summary(
 
     The mean ± std is over the folds that have been evaluated (std with ddof=0, the spread of the fold means); folds
     whose file is missing are listed as missing, so the function can run after every fold's evaluation.
+
+    A statistic a fold computed over too few images (null in its JSON, listed in its ``"n_too_small"``) shows as
+    "n too small" in that fold's cell, is NaN in the CSV/JSON and is left out of the mean; when no fold has a value
+    the mean cell shows "n too small" too.
 
     Args:
         output_dir: folder holding the per-fold JSON files written by ``UncertaintyReport(prefix=f"{prefix}{k}")``.
@@ -45,13 +62,21 @@ def cross_validation_summary(
     rows, csv_rows = [], []
     for metric in metrics:
         row: dict[str, object] = {"metric": metric}
+        # folds where a metric across images had too few images (JSON null + "n_too_small"): "n too small" cells
+        small = {f"fold{k}": v.get("n_too_small", {}).get(metric) for k, v in found.items()}
         for s in structures:
-            values = {f"fold{k}": float(v["mean"][s][metric]) for k, v in found.items()}
-            mean, std, _ = finite_mean_std(list(values.values()))
+            values = {f"fold{k}": _number(v["mean"][s][metric]) for k, v in found.items()}
+            mean, std, n_finite = finite_mean_std(list(values.values()))
             result.setdefault(s, {})[metric] = {**values, "mean": mean, "std": std}
-            row[s] = mean_std(list(values.values()))
+            if n_finite == 0 and any(small.values()):
+                first = next(x for x in small.values() if x)
+                row[s] = too_small_cell(first["n"], first["min"])
+            else:
+                row[s] = mean_std(list(values.values()))
             for fold, x in values.items():
-                row[f"{s} {fold}"] = format_value(x)
+                row[f"{s} {fold}"] = (
+                    too_small_cell(small[fold]["n"], small[fold]["min"]) if small[fold] else format_value(x)
+                )
             csv_rows.append({"metric": metric, "structure": s, **values, "mean": mean, "std": std})
         rows.append(row)
     columns = ["metric", *structures] + [f"{s} fold{k}" for s in structures for k in found]

@@ -9,9 +9,14 @@
 - ``<prefix>_summary.csv``: ``metric`` and one column per structure with the mean (the value for SR/DC/ECE);
 - ``<prefix>_per_image.csv``: ``id`` then, per structure, the extra image columns (``unc_sum_<s>``,
   ``var_sum_<s>``) and every per-image metric ``<metric>_<s>``;
-- ``<prefix>.json``: ``{"num_images", "mean": {s: {m}}, "std": {s: {m}}, "per_image": {s: {m: [..]}}}``;
+- ``<prefix>.json``: ``{"num_images", "mean": {s: {m}}, "std": {s: {m}}, "per_image": {s: {m: [..]}}}``, plus
+  ``"n_too_small": {m: {"n": N, "min": k}}`` for the metrics across images computed over fewer images than their
+  minimum (SR/DC: :data:`~monai_lexu.metrics.correlation.MIN_CASES_FOR_CORRELATION`); their ``mean`` and ``std``
+  are null, their Markdown cells read "n too small (n=N < k)" and their CSV cells NaN;
 - ``<prefix>_reliability.png``: the pooled reliability diagram (when the summary has reliability data);
-- ``<prefix>_maps/<id>.npz``: the kept case maps (see :func:`write_case_maps`).
+- ``<prefix>_maps/<id>.npz``: the kept case maps (see :func:`write_case_maps`);
+- ``<prefix>_case_<id>.png``: for 3D data, a picture of the first kept case (image channels with the raters'
+  contours, probability, per-structure uncertainty with the disagreement band; :func:`~monai_lexu.report.plot_case`).
 """
 
 from __future__ import annotations
@@ -24,13 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from monai_lexu.report.figures import plot_reliability_diagram
-from monai_lexu.report.tables import finite_mean_std, markdown_table, mean_std, write_csv, write_markdown
+from monai_lexu.report.figures import plot_case, plot_reliability_diagram
+from monai_lexu.report.tables import (
+    finite_mean_std,
+    markdown_table,
+    mean_std,
+    too_small_cell,
+    write_csv,
+    write_markdown,
+)
 
 __all__ = ["EvaluationSummary", "evaluation_markdown", "write_case_maps", "write_evaluation"]
 
 _INTRO = (
-    "SR/DC: correlation across images of the per-image sums of the uncertainty map and of the rater variance; NCC: "
+    "SR/DC: correlation across images of the per-image sums of the uncertainty map and of the rater variance (shown "
+    "from a minimum number of images on, else 'n too small'); NCC: "
     "per-image pixel correlation of the two maps; soft Dice, NLL, WME (predictive entropy weighted by the raters' "
     "entropy) and ME against the soft label (mean ± std over images); ECE pooled over all pixels against the soft "
     "label."
@@ -49,6 +62,7 @@ class EvaluationSummary:
         image_columns: extra per-image columns of the per-image table, name -> (N, L) (e.g. ``unc_sum``).
         reliability: pooled reliability data ``(confidence, frequency, counts)``, each (L, M), or None.
         notes: metric -> sentence explaining it in the Markdown summary (beyond its fixed introduction).
+        min_images: metric across images -> the fewest images it is shown for (:meth:`too_small`); others: 1.
     """
 
     structures: list[str]
@@ -57,6 +71,7 @@ class EvaluationSummary:
     image_columns: dict[str, np.ndarray] = field(default_factory=dict)
     reliability: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    min_images: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n, n_struct = len(self.ids), len(self.structures)
@@ -79,6 +94,10 @@ class EvaluationSummary:
     def is_per_image(self, metric: str) -> bool:
         """Whether ``metric`` has one value per image (else one value across images)."""
         return self.values[metric].ndim == 2
+
+    def too_small(self, metric: str) -> bool:
+        """Whether ``metric`` is computed across fewer images than its minimum (shown as "n too small")."""
+        return not self.is_per_image(metric) and self.num_images < self.min_images.get(metric, 1)
 
     def by_structure(self) -> dict[str, dict[str, float | list[float]]]:
         """``{structure: {metric: value across images (float) or per-image values (list)}}``."""
@@ -122,7 +141,10 @@ def evaluation_markdown(summary: EvaluationSummary, title: str) -> str:
     for m, v in summary.values.items():
         row: dict[str, object] = {"metric": m}
         for i, s in enumerate(summary.structures):
-            row[s] = mean_std(v[:, i].tolist()) if v.ndim == 2 else f"{float(v[i]):.3f}"
+            if summary.too_small(m):
+                row[s] = too_small_cell(summary.num_images, summary.min_images[m])
+            else:
+                row[s] = mean_std(v[:, i].tolist()) if v.ndim == 2 else f"{float(v[i]):.3f}"
         rows.append(row)
     notes = "".join(f" {m}: {summary.notes[m]}." for m in summary.metrics if summary.notes.get(m))
     table = markdown_table(rows, ["metric", *summary.structures])
@@ -165,17 +187,22 @@ def write_evaluation(
         maps: case maps for ``<prefix>_maps/`` (see :func:`write_case_maps`).
 
     Returns:
-        The written paths by kind: ``summary_md``, ``summary_csv``, ``per_image_csv``, ``json``, and
-        ``reliability_png`` when the summary has reliability data.
+        The written paths by kind: ``summary_md``, ``summary_csv``, ``per_image_csv``, ``json``,
+        ``reliability_png`` when the summary has reliability data and ``case_png`` when a kept case is a slice of a
+        volume.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     means, stds = summary.statistics()
+    nan = float("nan")
     paths = {
         "summary_md": write_markdown(output_dir / f"{prefix}_summary.md", evaluation_markdown(summary, title)),
         "summary_csv": write_csv(
             output_dir / f"{prefix}_summary.csv",
-            [{"metric": m, **{s: means[s][m] for s in summary.structures}} for m in summary.metrics],
+            [
+                {"metric": m, **{s: nan if summary.too_small(m) else means[s][m] for s in summary.structures}}
+                for m in summary.metrics
+            ],
         ),
         "per_image_csv": write_csv(output_dir / f"{prefix}_per_image.csv", summary.per_image_rows()),
     }
@@ -188,8 +215,18 @@ def write_evaluation(
         )
     by_structure = summary.by_structure()
     per_image = {s: {m: v for m, v in values.items() if isinstance(v, list)} for s, values in by_structure.items()}
-    result = {"num_images": summary.num_images, "mean": means, "std": stds, "per_image": per_image}
+    small = [m for m in summary.metrics if summary.too_small(m)]
+    for table in (means, stds):
+        for s in summary.structures:
+            table[s].update({m: None for m in small})  # type: ignore[misc]
+    result: dict[str, Any] = {"num_images": summary.num_images, "mean": means, "std": stds, "per_image": per_image}
+    if small:
+        result["n_too_small"] = {m: {"n": summary.num_images, "min": summary.min_images[m]} for m in small}
     paths["json"] = output_dir / f"{prefix}.json"
     paths["json"].write_text(json.dumps(result, indent=2))
     write_case_maps(maps, output_dir / f"{prefix}_maps")
+    volume_maps = [m for m in maps if int(m.get("slice", -1)) >= 0]
+    if volume_maps:  # a picture of the first volume: CT/PET, raters, probability, uncertainty
+        first = volume_maps[0]
+        paths["case_png"] = plot_case(first, output_dir / f"{prefix}_case_{first['id']}.png", summary.structures, title)
     return paths

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_method_comparison", "plot_reliability_diagram", "save_figure"]
+__all__ = ["plot_case", "plot_method_comparison", "plot_reliability_diagram", "save_figure"]
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
@@ -175,5 +175,113 @@ def plot_method_comparison(
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def _radiological(a: np.ndarray) -> np.ndarray:
+    """An axial RAS slice ``(X, Y)`` as shown in a viewer: anterior up, the patient's right on the left."""
+    return np.asarray(a).T[::-1, ::-1]
+
+
+def plot_case(
+    record: Mapping[str, Any],
+    path: str | Path,
+    structures: Sequence[str],
+    title: str = "",
+    channel_names: Sequence[str] = ("CT", "PET"),
+) -> Path:
+    """One case at a glance: CT and PET with every rater's contours, probability and per-structure uncertainty.
+
+    Panels (one axial slice of a RAS volume, shown as in a viewer: anterior up, the patient's right on the left):
+    the image channels (``channel_names``; e.g. CT and PET) with every valid rater's contour of every structure
+    (one colour family per structure, one shade per rater); the probability of every structure (``prob``, colour per
+    structure) with the soft majority's contour (soft label >= 0.5) and the prediction's contour (prob >= 0.5,
+    dashed); then one uncertainty map per structure (``unc``, 0 to its maximum) with the raters' disagreement band
+    outlined (0 < soft label < 1) and, in its title, the slice's band/core ratio
+    (:func:`monai_lexu.metrics.band_core.band_core_ratio`).
+
+    Args:
+        record: one case's maps as kept by :meth:`monai_lexu.handlers.UncertaintyReport.keep_maps` (or read back
+            from ``<prefix>_maps/<id>.npz``): ``image`` (C, H, W) as the network saw it, ``raters`` (R, L, H, W),
+            ``prob``, ``unc``, ``soft_label`` (L, H, W), ``id`` and ``slice``.
+        path: output PNG.
+        structures: the L structure names.
+        title: figure title (the case id and slice are added).
+        channel_names: names of the image channels drawn (the first ``len(channel_names)`` channels).
+
+    Returns:
+        the written path.
+
+    Raises:
+        ValueError: if the maps are not (L, H, W) with L = ``len(structures)``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from monai_lexu.metrics.band_core import band_core_ratio
+
+    prob = np.asarray(record["prob"], dtype=float)
+    unc = np.asarray(record["unc"], dtype=float)
+    soft = np.asarray(record["soft_label"], dtype=float)
+    if prob.ndim != 3 or prob.shape[0] != len(structures) or unc.shape != prob.shape or soft.shape != prob.shape:
+        raise ValueError(
+            f"plot_case expects (L={len(structures)}, H, W) prob/unc/soft_label, got {prob.shape}, {unc.shape}, "
+            f"{soft.shape}."
+        )
+    image = np.asarray(record["image"], dtype=float) if "image" in record else np.zeros((1, *prob.shape[1:]))
+    raters = np.asarray(record["raters"], dtype=float) if "raters" in record else np.zeros((0, *prob.shape))
+    names = list(channel_names)[: image.shape[0]]
+    families = ["Reds", "Blues", "Greens", "Purples", "Oranges"]
+    solid = ["red", "deepskyblue", "lime", "magenta", "orange"]
+    n_struct = len(structures)
+    n_cols = len(names) + 1 + n_struct
+    fig, axes = plt.subplots(1, n_cols, figsize=(3.2 * n_cols, 3.6), squeeze=False)
+    axes = axes[0]
+
+    def contours(ax: Any, mask: np.ndarray, color: Any, **kwargs: Any) -> None:
+        m = _radiological(mask).astype(float)
+        if m.max() > 0 and m.min() < 1:
+            ax.contour(m, levels=[0.5], colors=[color], **kwargs)
+
+    for c, name in enumerate(names):
+        ax = axes[c]
+        ax.imshow(_radiological(image[c]), cmap="gray" if c == 0 else "hot")
+        for k in range(n_struct):
+            cmap = plt.get_cmap(families[k % len(families)])
+            for r in range(raters.shape[0]):
+                contours(ax, raters[r, k] > 0.5, cmap(0.45 + 0.5 * r / max(raters.shape[0] - 1, 1)), linewidths=0.8)
+        ax.set_title(f"{name} + {raters.shape[0]} raters", fontsize=9)
+    ax = axes[len(names)]
+    rgb = np.zeros((*_radiological(prob[0]).shape, 3))
+    for k in range(n_struct):
+        rgb += _radiological(prob[k])[..., None] * np.asarray(matplotlib.colors.to_rgb(solid[k % len(solid)]))
+    ax.imshow(np.clip(rgb, 0, 1))
+    for k in range(n_struct):
+        contours(ax, soft[k] >= 0.5, "white", linewidths=0.8)
+        contours(ax, prob[k] >= 0.5, solid[k % len(solid)], linewidths=1.0, linestyles="dashed")
+    ax.set_title(
+        "probability (" + ", ".join(f"{s} {solid[i % len(solid)]}" for i, s in enumerate(structures)) + ")\n"
+        "white: soft majority, dashed: prob >= 0.5",
+        fontsize=8,
+    )
+    ratios = band_core_ratio(torch.as_tensor(unc[None]), torch.as_tensor(soft[None]))[0].tolist()
+    for k, s in enumerate(structures):
+        ax = axes[len(names) + 1 + k]
+        im = ax.imshow(_radiological(unc[k]), cmap="magma", vmin=0.0, vmax=max(float(unc[k].max()), 1e-12))
+        contours(ax, (soft[k] > 0) & (soft[k] < 1), "cyan", linewidths=0.6)
+        contours(ax, soft[k] >= 1, "lime", linewidths=0.6, linestyles="dotted")
+        ax.set_title(f"{s} uncertainty\ncyan: band, green: core; band/core {ratios[k]:.2f}", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    where = f"{record.get('id', '')}" + (
+        f", axial slice {int(record['slice'])}" if int(record.get("slice", -1)) >= 0 else ""
+    )
+    fig.suptitle(f"{title}: {where}" if title else where, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)

@@ -7,7 +7,25 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["finite_mean_std", "format_value", "mean_std", "markdown_table", "write_csv", "write_markdown"]
+__all__ = [
+    "TOO_SMALL",
+    "finite_mean_std",
+    "format_value",
+    "mean_std",
+    "markdown_table",
+    "too_small_cell",
+    "write_csv",
+    "write_markdown",
+]
+
+TOO_SMALL = "n too small"
+"""What a table shows instead of a statistic over fewer cases than its stated minimum (e.g. SR/DC over < 5 images,
+:data:`monai_lexu.metrics.correlation.MIN_CASES_FOR_CORRELATION`)."""
+
+
+def too_small_cell(n: int, minimum: int) -> str:
+    """The table cell of a statistic over ``n`` cases when it needs ``minimum``, e.g. ``"n too small (n=3 < 5)"``."""
+    return f"{TOO_SMALL} (n={int(n)} < {int(minimum)})"
 
 
 def format_value(value: object, digits: int = 3) -> str:

@@ -46,13 +46,13 @@ def test_report_known_answers(tmp_path):
 
 def test_report_spearman_is_rank_correlation_of_sums(tmp_path):
     report = UncertaintyReport(["a"], tmp_path)
-    var_sums = [1.0, 4.0, 2.0, 3.0]
-    unc_sums = [10.0, 40.0, 30.0, 20.0]  # ranks (1,4,3,2) vs (1,4,2,3): rho = 1 - 6*2/(4*15) = 0.8
+    var_sums = [1.0, 4.0, 2.0, 3.0, 5.0]  # 5 images: MIN_CASES_FOR_CORRELATION
+    unc_sums = [10.0, 40.0, 30.0, 20.0, 50.0]  # ranks (1,4,3,2,5) vs (1,4,2,3,5): rho = 1 - 6*2/(5*24) = 0.9
     for v, u in zip(var_sums, unc_sums):
         var = torch.tensor([[[v / 4] * 2] * 2])  # (1,2,2) sums to v
         unc = torch.tensor([[[u / 4] * 2] * 2])
         report.add(torch.zeros_like(var), unc, torch.zeros_like(var), var)
-    assert report.completed()["a"]["SR"] == pytest.approx(0.8)
+    assert report.completed()["a"]["SR"] == pytest.approx(0.9)
 
 
 def test_report_with_ignite_engine(tmp_path):
@@ -145,6 +145,12 @@ def test_report_saves_maps_of_the_first_images(tmp_path):
     write_case_maps(report.maps, tmp_path / "v_maps")
     with np.load(tmp_path / "v_maps" / "vol.npz") as z:
         assert int(z["slice"]) == 4 and z["prob"].shape == (2, 4, 4) and z["raters"].shape == (2, 2, 4, 4)
+    # both structures disagree somewhere: the slice that cuts both bands wins over the one with the largest total
+    vol["label"]["rater_var"][0, :, :, 1] = 0.25
+    vol["label"]["rater_var"][1, 0, 0, 1] = 0.25
+    report = UncertaintyReport(["a", "b"], tmp_path, prefix="w", save_maps=1)
+    report.keep_maps(vol, None, "vol")
+    assert report.maps[0]["slice"] == 1
 
 
 def _random_cases(n: int = 6, seed: int = 0) -> list[dict]:
@@ -172,6 +178,7 @@ def _expected_from_functional_cores(cases: list[dict], bins: int) -> dict:
     from monai.metrics import compute_dice
 
     from monai_lexu.metrics import (
+        band_core_ratio,
         distance_correlation,
         mean_entropy,
         negative_log_likelihood,
@@ -182,7 +189,7 @@ def _expected_from_functional_cores(cases: list[dict], bins: int) -> dict:
         weighted_mean_entropy,
     )
 
-    per_image: dict[str, list] = {m: [] for m in ("NCC", "soft_dice", "NLL", "WME", "ME", "Dice_gt")}
+    per_image: dict[str, list] = {m: [] for m in ("NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "Dice_gt")}
     unc_sums, var_sums = [], []
     calib = torch.zeros((3, 2, bins), dtype=torch.float64)
     for c in cases:
@@ -192,6 +199,7 @@ def _expected_from_functional_cores(cases: list[dict], bins: int) -> dict:
         unc_sums.append(u.double().sum(dim=(2, 3))[0])
         var_sums.append(v.double().sum(dim=(2, 3))[0])
         per_image["NCC"].append(normalized_cross_correlation(u, v)[0])
+        per_image["band/core"].append(band_core_ratio(u, s)[0])
         per_image["soft_dice"].append(soft_dice(p, s)[0])
         per_image["NLL"].append(negative_log_likelihood(p, s)[0])
         per_image["WME"].append(weighted_mean_entropy(p, s)[0])
@@ -226,11 +234,11 @@ def test_report_equals_the_functional_cores_on_random_input(tmp_path):
     expected = _expected_from_functional_cores(cases, bins=10)
     data = json.loads((tmp_path / "r.json").read_text())
     assert set(data) == {"num_images", "mean", "std", "per_image"} and data["num_images"] == 6
-    metrics = ["SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE", "Dice_gt"]
+    metrics = ["SR", "DC", "NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "ECE", "Dice_gt"]
     summary_rows = list(csv.DictReader((tmp_path / "r_summary.csv").open()))
     assert [r["metric"] for r in summary_rows] == metrics
     rows = list(csv.DictReader((tmp_path / "r_per_image.csv").open()))
-    columns = ["unc_sum", "var_sum", "NCC", "soft_dice", "NLL", "WME", "ME", "Dice_gt"]
+    columns = ["unc_sum", "var_sum", "NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "Dice_gt"]
     assert list(rows[0]) == ["id"] + [f"{c}_{s}" for s in ("disc", "cup") for c in columns]
     assert [r["id"] for r in rows] == [c["id"] for c in cases]
     for i, s in enumerate(("disc", "cup")):

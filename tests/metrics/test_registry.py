@@ -13,7 +13,7 @@ from monai.metrics.metric import CumulativeIterationMetric
 from monai_lexu.metrics import REPORT_METRICS, PerImageMetric, ReportMetric, report_metric_names
 from monai_lexu.metrics.registry import ACROSS_IMAGES, PER_IMAGE
 
-DEFAULT = ["SR", "DC", "NCC", "soft_dice", "NLL", "WME", "ME", "ECE"]
+DEFAULT = ["SR", "DC", "NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "ECE"]
 
 
 def test_default_columns_depend_on_the_available_inputs():

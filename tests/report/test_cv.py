@@ -36,3 +36,19 @@ def test_missing_folds_are_reported(tmp_path):
     result = cross_validation_summary(tmp_path)
     assert result["GTVp"]["soft_dice"] == {"fold1": 0.9, "mean": 0.9, "std": 0.0}
     assert "missing: [0, 2]" in (tmp_path / "metrics_folds_summary.md").read_text()
+
+
+def test_too_small_folds_show_n_too_small(tmp_path):
+    """Folds whose SR had too few images (JSON null + n_too_small): 'n too small' cells, left out of the mean."""
+    for k in range(3):
+        data = {
+            "num_images": 3,
+            "mean": {"GTVp": {"SR": None, "soft_dice": 0.5 + 0.1 * k}},
+            "n_too_small": {"SR": {"n": 3, "min": 5}},
+        }
+        (tmp_path / f"metrics_fold{k}.json").write_text(json.dumps(data))
+    result = cross_validation_summary(tmp_path)
+    md = (tmp_path / "metrics_folds_summary.md").read_text()
+    assert "| SR | n too small (n=3 < 5) | n too small (n=3 < 5) |" in md
+    assert result["GTVp"]["soft_dice"]["mean"] == pytest.approx(0.6)
+    assert result["GTVp"]["SR"]["fold0"] != result["GTVp"]["SR"]["fold0"]  # NaN

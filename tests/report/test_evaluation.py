@@ -87,3 +87,77 @@ def test_reliability_diagram_with_an_empty_structure(tmp_path, monkeypatch):
     path = plot_reliability_diagram(conf, freq, np.array([[2.0, 2.0], [0.0, 0.0]]), ["a", "b"], tmp_path / "r.png")
     assert path.is_file() and path.stat().st_size > 0
     assert "a (ECE 0.150)" in titles and "b (ECE nan)" in titles
+
+
+def test_correlation_over_too_few_images_is_n_too_small(tmp_path):
+    """SR over 3 images with a minimum of 5: Markdown 'n too small', JSON null plus the n, CSV NaN."""
+    summary = _summary(min_images={"SR": 5})
+    assert summary.too_small("SR") and not summary.too_small("NCC")
+    write_evaluation(summary, tmp_path, "t", "Test")
+    md = (tmp_path / "t_summary.md").read_text()
+    assert "| SR | n too small (n=3 < 5) | n too small (n=3 < 5) |" in md
+    data = json.loads((tmp_path / "t.json").read_text())
+    assert data["mean"]["disc"]["SR"] is None and data["std"]["cup"]["SR"] is None
+    assert data["n_too_small"] == {"SR": {"n": 3, "min": 5}}
+    assert data["mean"]["disc"]["NCC"] == pytest.approx(0.4)
+    rows = list(csv.DictReader((tmp_path / "t_summary.csv").open()))
+    assert math.isnan(float(rows[0]["disc"]))
+    # at the minimum the value is shown
+    enough = EvaluationSummary(["disc"], list("abcde"), {"SR": np.array([0.7])}, min_images={"SR": 5})
+    assert not enough.too_small("SR")
+    write_evaluation(enough, tmp_path / "ok", "t", "Test")
+    assert "| SR | 0.700 |" in (tmp_path / "ok" / "t_summary.md").read_text()
+    assert "n_too_small" not in json.loads((tmp_path / "ok" / "t.json").read_text())
+
+
+def test_report_handler_marks_sr_dc_over_four_images_too_small(tmp_path):
+    import torch
+
+    from monai_lexu.handlers import UncertaintyReport
+    from monai_lexu.metrics import MIN_CASES_FOR_CORRELATION
+
+    assert MIN_CASES_FOR_CORRELATION == 5
+    report = UncertaintyReport(["a"], tmp_path, prefix="m")
+    for k in range(4):
+        var = torch.rand(1, 3, 3) * (k + 1)
+        report.add(torch.rand(1, 3, 3), var * 2, torch.rand(1, 3, 3), var, f"c{k}")
+    report.completed()
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["mean"]["a"]["SR"] is None and data["mean"]["a"]["DC"] is None
+    assert data["n_too_small"] == {"SR": {"n": 4, "min": 5}, "DC": {"n": 4, "min": 5}}
+    md = (tmp_path / "m_summary.md").read_text()
+    assert "| SR | n too small (n=4 < 5) |" in md and "| DC | n too small (n=4 < 5) |" in md
+    assert "| ECE | n too small" not in md  # pooled over pixels: not a correlation across images
+
+
+def test_case_picture_of_a_volume_slice(tmp_path):
+    """A kept slice of a volume gets a picture: image + raters, probability, per-structure uncertainty with the band."""
+    from monai_lexu.report import plot_case
+
+    yy, xx = np.mgrid[:24, :24]
+    radius = np.hypot(yy - 12, xx - 8), np.hypot(yy - 12, xx - 18)
+    # (R=3, L=2, H, W): three raters at radii 3, 4, 5 around two centres
+    raters = np.stack([np.stack([(r <= t) for r in radius]) for t in (3.0, 4.0, 5.0)]).astype(np.float32)
+    soft = raters.mean(0)
+    band = (soft > 0) & (soft < 1)
+    unc = np.where(band, 0.2, np.where(soft >= 1, 0.05, 0.0)).astype(np.float32)
+    record = {
+        "id": "SYN-001",
+        "slice": 7,
+        "image": np.stack([np.where(soft[0] > 0, 0.6, 0.4), np.exp(-((radius[0] / 4) ** 2))]).astype(np.float32),
+        "raters": raters,
+        "prob": soft,
+        "unc": unc,
+        "soft_label": soft,
+        "rater_var": raters.var(0),
+    }
+    summary = EvaluationSummary(["GTVp", "GTVn"], ["SYN-001"], {"NCC": np.array([[0.5, 0.5]])})
+    paths = write_evaluation(summary, tmp_path, "metrics_fold0", "lexu_hecktor: fold 0", maps=[record])
+    assert paths["case_png"] == tmp_path / "metrics_fold0_case_SYN-001.png"
+    assert paths["case_png"].stat().st_size > 10_000
+    import matplotlib.image
+
+    png = matplotlib.image.imread(paths["case_png"])
+    assert png.shape[1] > 2 * png.shape[0]  # one row of panels: CT, PET, probability, 2 uncertainty maps
+    with pytest.raises(ValueError, match="expects"):
+        plot_case({**record, "prob": soft[:1]}, tmp_path / "bad.png", ["GTVp", "GTVn"])

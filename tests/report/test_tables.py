@@ -39,3 +39,10 @@ def test_write_csv_and_markdown(tmp_path):
     assert rows[1]["a"] == "2" and float(rows[1]["b"]) == math.pi  # full precision in CSV
     md = write_markdown(tmp_path / "x" / "t.md", "# hi\n")
     assert md.read_text() == "# hi\n"
+
+
+def test_too_small_cell():
+    from monai_lexu.report.tables import TOO_SMALL, too_small_cell
+
+    assert TOO_SMALL == "n too small"
+    assert too_small_cell(3, 5) == "n too small (n=3 < 5)"
