@@ -24,8 +24,9 @@ def synthetic_wanted(
             ``dataset_dir`` is the bundle's default folder ``default_dir``, so a mistyped ``--dataset_dir`` is an
             error rather than a new synthetic set).
         dataset_dir: the data set folder the run uses.
-        default_dir: the bundle's default data set folder, the configs' ``default_dataset_dir`` (``<bundle_root>/data/<dataset>``;
-            an override such as ``cpu_small.json`` may name another, e.g. the Jungo bundle's 64-pixel set).
+        default_dir: the bundle's default data set folder, the configs' ``default_dataset_dir``
+            (``<bundle_root>/data/<dataset>``; an override such as ``cpu_small.json`` may name another, e.g. the Jungo
+            bundle's 64-pixel set).
 
     Returns:
         whether generating is allowed.
