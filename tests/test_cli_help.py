@@ -38,6 +38,8 @@ COMMANDS = [
     "monai_lexu.zoo_check build",
     "monai_lexu.families",
     "monai_lexu.report.docs",
+    "monai_lexu.label",
+    "monai_lexu.label serve",
 ]
 
 

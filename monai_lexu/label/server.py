@@ -192,11 +192,14 @@ class LexuInferTask(BundleInferTask):
         path: the bundle folder.
         conf: the app's ``--conf`` values.
         override_files: config files merged over ``configs/inference.json`` (e.g. ``configs/cpu_small.json``).
+        kwargs: further ``BundleInferTask`` arguments (defaults here: ``post_filter=[SaveImaged]``,
+            ``add_post_restore=False``, ``load_strict=True``), e.g. ``dropout``/``train_mode`` for MC-dropout scoring.
     """
 
-    def __init__(self, path: str, conf: dict[str, str], override_files: Sequence[str] = ()) -> None:
+    def __init__(self, path: str, conf: dict[str, str], override_files: Sequence[str] = (), **kwargs: Any) -> None:
         self._override_files = [str(f) for f in override_files]
-        super().__init__(path, conf, post_filter=[SaveImaged], add_post_restore=False, load_strict=True)
+        kwargs = {"post_filter": [SaveImaged], "add_post_restore": False, "load_strict": True, **kwargs}
+        super().__init__(path, conf, **kwargs)
         if not self.valid:
             return
         self.name = os.path.basename(path)
@@ -428,8 +431,13 @@ class LexuTrainTask(BundleTrainTask):
 
     def _update_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
         overrides["train#data"] = overrides[self.const.key_train_dataset_data()]
-        if self.const.key_validate_dataset_data() in overrides:
-            overrides["validate#data"] = overrides[self.const.key_validate_dataset_data()]
+        val_key = self.const.key_validate_dataset_data()
+        if val_key in overrides:
+            if val_key in self.bundle_config:
+                overrides["validate#data"] = overrides[val_key]
+            else:  # a bundle without validation (mcdropout_fusion_synthetic): use val_split 0
+                logger.warning("%s has no %s: the validation split is not used", self.name, val_key)
+                overrides.pop(val_key)
         overrides["datalist"] = self._datalist_path
         recorder = {
             "_target_": "monai_lexu.label.record.RaterCountRecorder",
