@@ -52,7 +52,7 @@ from monailabel.interfaces.tasks.scoring import ScoringMethod  # noqa: E402
 from monailabel.interfaces.tasks.strategy import Strategy  # noqa: E402
 from monailabel.tasks.activelearning.first import First  # noqa: E402
 from monailabel.tasks.activelearning.random import Random  # noqa: E402
-from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
+from monailabel.tasks.infer.bundle import BundleConstants, BundleInferTask  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monailabel.utils.others.generic import strtobool  # noqa: E402
 
@@ -117,6 +117,14 @@ def _override_files(bundle: Path, config: str) -> list[str]:
         return [str(path)]
     logger.warning("%s has no %s: serving it with its own configs only", bundle.name, path.name)
     return []
+
+
+def _bundle_dimension(path: str | os.PathLike) -> int:
+    """Spatial dimensions of a bundle's input: the length of the first input's ``spatial_shape`` in
+    ``configs/metadata.json`` (as MONAI Label reads it)."""
+    metadata = json.loads((Path(path) / "configs" / "metadata.json").read_text())
+    spec = next(iter(metadata["network_data_format"]["inputs"].values()))
+    return len(spec.get("spatial_shape") or [0, 0, 0])
 
 
 def _image_kind(path_or_id: str) -> int:
@@ -184,6 +192,25 @@ class SafeLocalDatastore(LocalDatastore):
         return [d for d in super().datalist(full_path) if not is_companion_pet(image_id_of(d["image"]))]
 
 
+class _BundleWeights(BundleConstants):
+    """MONAI Label's bundle constants, but the weights are ``<ckpt_dir>/model.pt`` of the bundle's own inference
+    config (``models/model.pt`` for most bundles; ``models/<fusion>_<variant>/model.pt`` for a trained
+    ``mcdropout_fusion_synthetic`` run), as the bundle's own inference loads them."""
+
+    def __init__(self, task: LexuInferTask) -> None:
+        self.task = task
+
+    def model_pytorch(self) -> str:
+        config = getattr(self.task, "bundle_config", None)
+        if config is not None and "ckpt_dir" in config:
+            try:
+                ckpt = Path(config.get_parsed_content("ckpt_dir")) / "model.pt"
+                return os.path.relpath(ckpt, Path(self.task.bundle_path) / "models")
+            except Exception as e:  # noqa: BLE001 - any config error: MONAI Label's default place
+                logger.warning("%s: ckpt_dir not usable (%s); weights from models/model.pt", self.task.bundle_path, e)
+        return super().model_pytorch()
+
+
 class LexuInferTask(BundleInferTask):
     """``BundleInferTask`` for a monai-lexu bundle: merged override configs, structures as labels, PET beside the CT,
     a label map + uncertainty summaries as the result (see the module docstring).
@@ -198,7 +225,13 @@ class LexuInferTask(BundleInferTask):
 
     def __init__(self, path: str, conf: dict[str, str], override_files: Sequence[str] = (), **kwargs: Any) -> None:
         self._override_files = [str(f) for f in override_files]
-        kwargs = {"post_filter": [SaveImaged], "add_post_restore": False, "load_strict": True, **kwargs}
+        kwargs = {
+            "post_filter": [SaveImaged],
+            "add_post_restore": False,
+            "load_strict": True,
+            "const": _BundleWeights(self),
+            **kwargs,
+        }
         super().__init__(path, conf, **kwargs)
         if not self.valid:
             return
@@ -210,7 +243,7 @@ class LexuInferTask(BundleInferTask):
             values = list(range(1, len(self.structures) + 1))
         self.label_values = values
         self.labels = dict(zip(self.structures, values))
-        self.dimension = int(self.bundle_config.get_parsed_content("network_def#spatial_dims"))
+        self.dimension = _bundle_dimension(path)
         self.hecktor = "recipe" in self.bundle_config  # the PET/CT bundles read a preprocessing recipe
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
@@ -359,7 +392,7 @@ class LexuTrainTask(BundleTrainTask):
         if self.valid:
             expr = str(self.bundle_config.config.get("datalist", ""))  # type: ignore[union-attr]
             self.hecktor = "hecktor" in expr
-            self.dimension = int(self.bundle_config.get_parsed_content("network_def#spatial_dims"))
+            self.dimension = _bundle_dimension(path)
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
         return _merged_parser(config, self._override_files, path)
@@ -462,10 +495,11 @@ class LexuTrainTask(BundleTrainTask):
 class LexuUncertaintyScoring(ScoringMethod):
     """Summed uncertainty of every unlabeled image from ONE forward pass of a served bundle.
 
-    For each unlabeled image (PETs are never listed) the first served bundle that accepts it (or the request's
-    ``model``) runs its inference once; ``image info[SCORE_KEY]`` gets ``{"model", "model_ts", "uncertainty_sum",
-    "structures": {name: uncertainty_sum}}``. An image already scored by the same weights (same mtime) is skipped
-    unless the request has ``"force": true``.
+    For each unlabeled image (PETs are never listed) the first served bundle that accepts it (3D ``__CT`` ids for
+    the PET/CT bundles, 2D files for the 2D bundles, in ``--bundles`` order; or the request's ``model``) runs its
+    inference once (an image it cannot read is reported under ``refused``, the others are scored);
+    ``image info[SCORE_KEY]`` gets ``{"model", "model_ts", "uncertainty_sum", "structures": {name: uncertainty_sum}}``.
+    An image already scored by the same weights (same mtime) is skipped unless the request has ``"force": true``.
     """
 
     def __init__(self, infers: dict[str, LexuInferTask]) -> None:
@@ -492,6 +526,10 @@ class LexuUncertaintyScoring(ScoringMethod):
             except HTTPException as e:  # e.g. a HECKTOR CT without its PET: named, the others are scored
                 logger.warning("%s: %s not scored: %s", SCORE_KEY, image_id, e.detail)
                 refused[image_id] = str(e.detail)
+                continue
+            except Exception as e:  # noqa: BLE001 - e.g. an image of another 2D data set: named, the others go on
+                logger.warning("%s: %s not scored by %s: %s: %s", SCORE_KEY, image_id, task.name, type(e).__name__, e)
+                refused[image_id] = f"{task.name}: {type(e).__name__}: {e}"
                 continue
             summary = data["result"]["structures"]
             score = {

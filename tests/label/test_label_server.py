@@ -36,7 +36,7 @@ from requests_toolbelt.multipart.decoder import MultipartDecoder  # noqa: E402
 from monai_lexu.label.summary import total_uncertainty, uncertainty_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLES = ("lexu_hecktor", "lexu_riga")
+BUNDLES = ("lexu_hecktor", "lexu_riga", "mcdropout_fusion_synthetic")  # LEXU 3D, LEXU 2D, MC dropout 2D
 TRAIN_ARGS = {
     "lexu_hecktor": ["--epochs", "1", "--synthetic_data#num_cases", "4", "--num_samples", "1"],
     "lexu_riga": [
@@ -47,6 +47,7 @@ TRAIN_ARGS = {
         "--synthetic_data#num_per_source",
         "{'BinRushed': 3, 'MESSIDOR': 3, 'Magrabia': 2}",
     ],
+    "mcdropout_fusion_synthetic": ["--epochs", "1"],
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TIMEOUT = 300
@@ -122,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             ignore=shutil.ignore_patterns("models", "eval", "data", "runs"),
         )
         _bundle_run(root, bundle, "train.json", *TRAIN_ARGS[bundle])
-        assert (root / "bundles" / bundle / "models" / "model.pt").is_file()
+        assert list((root / "bundles" / bundle / "models").glob("**/model.pt"))  # mcdropout: models/<run>/model.pt
     studies = root / "studies"
     studies.mkdir()
     raw = root / "bundles" / "lexu_hecktor" / "data" / "hecktor" / "raw" / "imagesTr"
@@ -132,6 +133,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     shutil.copy(raw / "SYN-004__CT.nii.gz", studies / "NOPET__CT.nii.gz")  # a CT whose PET is missing
     for name in ("BinRushed_001.png", "BinRushed_002.png"):
         shutil.copy(root / "bundles" / "lexu_riga" / "data" / "riga" / "images" / name, studies)
+    jungo = root / "bundles" / "mcdropout_fusion_synthetic" / "data" / "jungo_64" / "images_unperturbed"
+    shutil.copy(jungo / "jungo_000.png", studies)
     port = _free_port()
     log = root / "server.log"
     cmd = [sys.executable, "-m", "monai_lexu.label", "serve", "--studies", str(studies), "--bundles", ",".join(BUNDLES)]
@@ -189,7 +192,8 @@ def _assert_summary_equal(served: dict[str, Any], own: dict[str, Any]) -> None:
 
 def test_info_lists_structures_not_heads(server: Server) -> None:
     info = server.get("/info/").json()
-    assert info["labels"] == ["GTVp", "GTVn", "disc", "cup"]
+    assert info["labels"] == ["GTVp", "GTVn", "disc", "cup", "object"]
+    assert info["models"]["mcdropout_fusion_synthetic"]["labels"] == {"object": 1}
     assert info["models"]["lexu_hecktor"]["labels"] == {"GTVp": 1, "GTVn": 2}
     assert info["models"]["lexu_riga"]["labels"] == {"disc": 1, "cup": 2}
     assert info["models"]["lexu_hecktor"]["dimension"] == 3 and info["models"]["lexu_riga"]["dimension"] == 2
@@ -249,6 +253,15 @@ def test_infer_riga_png_label_and_summaries(server: Server) -> None:
     np.testing.assert_allclose(served.reshape(own["unc"][1].shape), own["unc"][1], atol=1e-5)
 
 
+def test_mc_dropout_bundle_served_through_the_same_contract(server: Server) -> None:
+    params, name, content = server.infer("mcdropout_fusion_synthetic", "jungo_000")
+    assert name.endswith(".png") and params["label_names"] == {"object": 1}
+    (server.root / "served_jungo.png").write_bytes(content)
+    label, image = Image.open(server.root / "served_jungo.png"), Image.open(server.studies / "jungo_000.png")
+    assert label.size == image.size and label.mode == "L"
+    assert params["structures"]["object"]["uncertainty_sum"] > 0 and "uncertainty_object" in params["maps"]
+
+
 def test_pet_is_found_by_name_and_never_listed(server: Server) -> None:
     r = server.post("/infer/lexu_hecktor", params={"image": "NOPET__CT"})
     assert r.status_code == 404 and "NOPET__PT.nii.gz" in r.json()["detail"]
@@ -306,6 +319,7 @@ def test_single_pass_scoring_ranks_ct_ids_by_summed_uncertainty(server: Server) 
         assert entry["uncertainty_sum"] == pytest.approx(params["uncertainty_total"], rel=1e-5)
     riga = server.post("/activelearning/lexu_uncertainty", json={"model": "lexu_riga"}).json()
     assert {x["id"] for x in riga["ranking"]} == {"BinRushed_001", "BinRushed_002"}
+    assert "jungo_000" in riga["unscored"]  # a grey image lexu_riga (first 2D bundle) cannot read: named, not scored
 
 
 def test_training_from_rater_tags_reaches_the_loss(server: Server) -> None:
