@@ -156,9 +156,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"error: --studies {studies} is not a folder", file=sys.stderr)
         return 1
     for n in names:
-        if not (bundle_dir / n / "models" / "model.pt").is_file():
-            weights = bundle_dir / n / "models" / "model.pt"
-            print(f"warning: {weights} is missing: {n} will not be served", file=sys.stderr)
+        if not list((bundle_dir / n / "models").glob("**/model.pt")):
+            print(f"warning: {bundle_dir / n / 'models'} holds no model.pt: {n} will not be served", file=sys.stderr)
     if not _loopback(args.host):
         print(
             f"warning: binding {args.host}: other machines can reach the server; MONAI Label has no authentication "
