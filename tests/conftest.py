@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +40,22 @@ def read_only_dir(tmp_path):
         pytest.skip("running as root without chattr +i support: no way to make a read-only folder")
     yield folder
     subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.fixture(scope="session")
+def doc_commands():
+    """The document-command runner :mod:`tests/doc_commands.py` (runs a Markdown file's ``bash`` blocks in order)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("doc_commands", Path(__file__).with_name("doc_commands.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["doc_commands"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def doc_raw_data(tmp_path_factory, doc_commands):
+    """Synthetic stand-ins for the real-data folders the documents name (one set per test session and worker)."""
+    return doc_commands.write_raw_data(tmp_path_factory.mktemp("doc_raw"))
