@@ -114,7 +114,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PACKED_DIRS = ("configs", "docs", "scripts")
 _PACKED_FILES = ("LICENSE",)
 # files a training run writes next to the weights that inference needs with them (the HECKTOR recipe)
-_MODEL_SIDECARS = ("preprocessing.json",)
+_MODEL_SIDECARS = ("preprocessing.json", "calibration.json")
 _LARGE_FILES = ("large_files.yml", "large_files.yaml", "large_files.json")
 # The project hosts no weights: a ``.invalid`` host (RFC 2606) never resolves, so a download attempt fails at once.
 WEIGHTS_URL_PLACEHOLDER = "https://weights-not-hosted.invalid/monai-lexu/models/model.pt"

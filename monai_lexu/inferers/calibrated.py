@@ -297,7 +297,8 @@ class CalibratedEnsembleInferer(Inferer):
     are thresholded at 0.5 into votes and combined with ``a`` (Eq. 3).
 
     Args:
-        coefficients: ``L x K`` array, or the path of a JSON file of :func:`save_coefficients`.
+        coefficients: ``L x K`` array, or the path of a JSON file of :func:`save_coefficients` (read and checked at
+            the first call, so a bundle workflow initialises before the coefficients are fitted).
         num_heads: ``K`` heads of the network output.
         base_inferer: MONAI inferer (``SimpleInferer`` if None; ``SlidingWindowInferer(overlap=0.5, mode="gaussian")``
             for 3D).
@@ -324,23 +325,34 @@ class CalibratedEnsembleInferer(Inferer):
         self.mc_samples = int(mc_samples)
         if output not in self.OUTPUTS:
             raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}.")
+        self.coefficients_file: str | None = None
+        self._coefficients: torch.Tensor | None = None
         if isinstance(coefficients, (str, os.PathLike)):
-            a = load_coefficients(coefficients, num_heads=num_heads)
+            self.coefficients_file = str(coefficients)  # read at the first call: a workflow initialises without it
         else:
             a = np.asarray(coefficients, dtype=np.float64)
             if a.ndim == 1:
                 a = a[None]
             if a.ndim != 2 or a.shape[1] != num_heads:
                 raise ValueError(f"coefficients must be L x K with K = {num_heads}, got shape {a.shape}.")
-        self.coefficients = torch.as_tensor(a, dtype=torch.float32)
+            self._coefficients = torch.as_tensor(a, dtype=torch.float32)
         self.num_heads = int(num_heads)
         self.base_inferer = SimpleInferer() if base_inferer is None else base_inferer
         self.output = output
+
+    @property
+    def coefficients(self) -> torch.Tensor:
+        """The ``L x K`` coefficients (read from ``coefficients_file`` on first use)."""
+        if self._coefficients is None:
+            a = load_coefficients(self.coefficients_file, num_heads=self.num_heads)  # type: ignore[arg-type]
+            self._coefficients = torch.as_tensor(a, dtype=torch.float32)
+        return self._coefficients
 
     def __call__(
         self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any
     ) -> torch.Tensor:
         """Run the base inferer on ``inputs`` ``(B, C, *S)``; see ``output`` for the result."""
+        coefficients = self.coefficients  # a missing or unfitting file fails before any prediction
         predictor = _ProbPredictor(network, self.mc_samples)
         if self.mc_samples > 1:
             from monai_lexu.inferers.multihead import mc_dropout
@@ -350,11 +362,11 @@ class CalibratedEnsembleInferer(Inferer):
         else:
             probs = self.base_inferer(inputs, predictor, *args, **kwargs)  # type: ignore[arg-type]
         votes = heads_to_votes(torch.as_tensor(probs), self.num_heads, logits=False)
-        if votes.shape[2] != self.coefficients.shape[0]:
+        if votes.shape[2] != coefficients.shape[0]:
             raise ValueError(
-                f"the network has {votes.shape[2]} structures per head, the coefficients {self.coefficients.shape[0]}."
+                f"the network has {votes.shape[2]} structures per head, the coefficients {coefficients.shape[0]}."
             )
         if self.output == "votes":
             return votes.flatten(1, 2)
-        h = calibrated_heatmap(votes, self.coefficients.to(votes.device))
+        h = calibrated_heatmap(votes, coefficients.to(votes.device))
         return h if self.output == "heatmap" else heatmap_to_prob_unc(h)

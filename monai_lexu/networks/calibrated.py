@@ -37,6 +37,8 @@ class SharedBaseEnsemble(DeepEnsemble):
         input ``(B, C, *S)`` -> ``(B, num_heads * L, *S)``, member-major (as :class:`DeepEnsemble`).
     """
 
+    __jit_unused_properties__ = ["is_shared"]
+
     def __init__(self, member: Callable[[], nn.Module], num_members: int = 7, seed: int | None = 0) -> None:
         if num_members < 1:
             raise ValueError(f"num_members must be >= 1, got {num_members}.")
@@ -54,10 +56,10 @@ class SharedBaseEnsemble(DeepEnsemble):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Member 0 repeated while shared, else every member; concatenated along channels."""
-        if self.is_shared:
+        if bool(self.shared):
             out = self.members[0](x)
-            return torch.cat([out] * self.num_members, dim=1)
-        return super().forward(x)
+            return torch.cat([out for _ in range(self.num_members)], dim=1)
+        return torch.cat([m(x) for m in self.members], dim=1)
 
     @torch.no_grad()
     def branch(self, optimizer: torch.optim.Optimizer | None = None) -> None:
