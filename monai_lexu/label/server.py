@@ -341,16 +341,17 @@ class LexuInferTask(BundleInferTask):
 
         label_map = data["pred"]
         result = copy.deepcopy(data.get("result", {}))
-        out_dir = tempfile.mkdtemp(prefix="lexu_infer_")
+        # the label file: MONAI Label's endpoint removes it after sending; the maps' folder: LexuApp.infer removes it
+        fd, label_path = tempfile.mkstemp(prefix="lexu_label_", suffix=".png" if self.dimension == 2 else ".nii.gz")
+        os.close(fd)
+        out_dir = tempfile.mkdtemp(prefix="lexu_maps_")
         if self.dimension == 2:
             from PIL import Image
 
-            label_path = os.path.join(out_dir, "label.png")
             array = np.asarray(torch.as_tensor(label_map).detach().cpu()[0], dtype=np.uint8)
             Image.fromarray(np.ascontiguousarray(array.T)).save(label_path)  # (W, H) -> rows x columns
             result["label_file"] = {"format": "png", "dtype": "uint8"}
         else:
-            label_path = os.path.join(out_dir, "label.nii.gz")
             nifti(label_map, label_path, np.uint8)
             result["label_file"] = {"format": "nifti", "dtype": "uint8"}
         files = {}
@@ -667,8 +668,8 @@ class LexuApp(MONAILabelApp):
                 maps[map_name] = f"/datastore/label?label={image_id}&tag={map_name}"
             if strtobool(str(request.get("save_label", "false"))) and result.get("file"):
                 datastore.save_label(image_id, result["file"], tag, {"model": request.get("model")})
-        for path in files.values():
-            _remove(path)
+        for folder in {os.path.dirname(path) for path in files.values()}:
+            shutil.rmtree(folder, ignore_errors=True)
         params["maps"] = maps
         result["params"] = params
         return result
@@ -697,13 +698,6 @@ def install_upload_guard(app: Any) -> None:
     for path in ("/datastore/image", "/datastore/"):
         route = APIRoute(settings.MONAI_LABEL_API_STR + path, api_add_image_checked, methods=["PUT"])
         app.router.routes.insert(0, route)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def _is_upload(image: str) -> bool:
