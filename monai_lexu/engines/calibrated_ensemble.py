@@ -127,6 +127,7 @@ def fit_calibration(
     target: str = "soft",
     device: Any = "cpu",
     info: Mapping[str, Any] | None = None,
+    fold_ids: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Fit the coefficients of a calibrated ensemble on out-of-fold predictions and write them as JSON.
 
@@ -148,6 +149,7 @@ def fit_calibration(
             reference, strict majority of the raters).
         device: torch device.
         info: further JSON entries (``w_dsc``, ``shifts`` ...).
+        fold_ids: the fold number of each entry (for the JSON and the log; default ``0 .. F - 1``).
 
     Returns:
         the ``L x K`` coefficients.
@@ -158,7 +160,8 @@ def fit_calibration(
         raise ValueError(f"{len(checkpoints)} checkpoints for {len(fold_data)} folds.")
     counts = [VotePatternCounts(num_heads) for _ in structures]
     folds = []
-    for k, (ckpt, cases) in enumerate(zip(checkpoints, fold_data)):
+    ids = list(range(len(checkpoints))) if fold_ids is None else [int(k) for k in fold_ids]
+    for k, ckpt, cases in zip(ids, checkpoints, fold_data):
         if not cases:
             raise ValueError(f"fold {k} holds no case: the out-of-fold predictions need every fold.")
         net = _load(network, ckpt, device)

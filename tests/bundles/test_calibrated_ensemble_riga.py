@@ -152,3 +152,28 @@ def test_ckpt_export_of_the_trained_model(trained, bundle_checks):
         output_shape=(1, 14, 64, 64),
         features=[8, 16, 32, 64],
     )
+
+
+def test_calibrate_heads_of_a_lexu_model(tmp_path):
+    """calibrate_heads.json after lexu_riga's configs: the heads' coefficients and the single-pass heatmap figures."""
+    from monai.bundle import run
+
+    lexu = REPO / "bundles" / "lexu_riga" / "configs"
+    overrides = {
+        **_overrides(tmp_path),
+        "bundle_root": str(REPO / "bundles" / "lexu_riga"),
+        "ckpt_dir": str(tmp_path / "models"),
+        "epochs": 2,
+        "val_interval": 2,
+    }
+    overrides.pop("models_dir")
+    run(config_file=[str(lexu / "train.json"), str(lexu / "cpu_small.json")], **overrides)
+    run(
+        config_file=[str(lexu / "train.json"), str(lexu / "cpu_small.json"), str(CONFIGS / "calibrate_heads.json")],
+        **overrides,
+    )
+    body = json.loads((tmp_path / "models" / "calibration_heads.json").read_text())
+    assert body["num_members"] == 3 and body["fit_section"] == "validation"  # 3 decoder heads (features 8-64)
+    summary = json.loads((tmp_path / "eval" / "heatmaps_heads" / "summary.json").read_text())
+    assert set(summary["methods"]) == {"calibrated_heads", "mean_of_head_masks"}
+    assert summary["prediction_from"] == "mean_of_head_masks"
