@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "SYNTHETIC_HECKTOR_RATERS": "synthetic",
     "disagreement_band": "synthetic",
     "make_synthetic_petct_case": "synthetic",
+    "structure_distance": "synthetic",
     "write_synthetic_hecktor": "synthetic",
     # transforms
     "CTWindowNormalize": "transforms",

@@ -174,9 +174,10 @@ class HecktorRecipe:
 DEFAULT_RECIPE = HecktorRecipe()
 """MONAI's HECKTOR 2022 recipe: 1 mm isotropic, 200 x 200 x 310 mm box, CT window [-160, 240] HU, PET sigmoid."""
 
-SYNTHETIC_RECIPE = DEFAULT_RECIPE.replace(spacing=(2.0, 2.0, 2.0), box_mm=(96.0, 96.0, 128.0))
-"""The synthetic stand-in's recipe (quick CPU runs): 2 mm isotropic, 96 x 96 x 128 mm box (48 x 48 x 64 voxels,
-keeps every synthetic structure); intensities as :data:`DEFAULT_RECIPE`."""
+SYNTHETIC_RECIPE = DEFAULT_RECIPE.replace(spacing=(2.0, 2.0, 2.0), box_mm=(128.0, 128.0, 128.0))
+"""The synthetic stand-in's recipe (quick CPU runs): 2 mm isotropic, 128 x 128 x 128 mm box (64 x 64 x 64 voxels:
+the whole neck outline with air around it, the oropharynx and every synthetic structure); intensities as
+:data:`DEFAULT_RECIPE`."""
 
 
 class RecipeMismatchError(ValueError):

@@ -25,7 +25,7 @@ def test_help_runs_as_module_and_shows_the_recipe_defaults():
     assert text.startswith("usage: python -m monai_lexu.datasets.hecktor")
     assert "label 1 = GTVp, label 2 = GTVn" in text and "preprocessing.json" in text
     assert "(default: 1 1 1; with --synthetic: 2 2 2)" in text  # spacing help, from the recipe
-    assert "(default: 200 200 310; with --synthetic: 96 96 128)" in text
+    assert "(default: 200 200 310; with --synthetic: 128 128 128)" in text
 
 
 def test_help_follows_the_single_recipe_source(monkeypatch):

@@ -103,7 +103,7 @@ def test_conversion_outputs_same_grid_and_folds(synthetic):
         assert ct_path.endswith(f"images/{case['id']}__CT.nii.gz") and pt_path.endswith("__PT.nii.gz")
         assert len(case["raters"]) == len(case["rater_names"]) == n_raters
         ref = nib.load(ct_path)
-        assert ref.shape == (48, 48, 64)
+        assert ref.shape == (64, 64, 64)
         for path in [pt_path, *case["raters"]]:
             img = nib.load(path)
             assert img.shape == ref.shape

@@ -32,7 +32,7 @@ TRAIN = REPO / "bundles" / "lexu_hecktor" / "configs" / "train.json"
 def test_defaults_validation_and_normalisation():
     assert DEFAULT_RECIPE.spacing == (1.0, 1.0, 1.0) and DEFAULT_RECIPE.box_mm == (200.0, 200.0, 310.0)
     assert DEFAULT_RECIPE.ct_window == (-160.0, 240.0) and DEFAULT_RECIPE.pet_mode == "sigmoid"
-    assert SYNTHETIC_RECIPE.spacing == (2.0, 2.0, 2.0) and SYNTHETIC_RECIPE.box_mm == (96.0, 96.0, 128.0)
+    assert SYNTHETIC_RECIPE.spacing == (2.0, 2.0, 2.0) and SYNTHETIC_RECIPE.box_mm == (128.0, 128.0, 128.0)
     assert SYNTHETIC_RECIPE.differences(DEFAULT_RECIPE).keys() == {"spacing", "box_mm"}
     assert default_recipe() is DEFAULT_RECIPE and default_recipe(synthetic=True) is SYNTHETIC_RECIPE
     r = HecktorRecipe(spacing=[1, 1, 2], box_mm=100, pet_mode="SUV")  # lists, scalars and case are normalised
@@ -65,7 +65,7 @@ def test_write_and_load_round_trip_and_errors(tmp_path):
     assert load_recipe(tmp_path, expected=SYNTHETIC_RECIPE.to_dict()) == SYNTHETIC_RECIPE
 
     with pytest.raises(RecipeMismatchError) as err:
-        load_recipe(tmp_path, spacing=(1, 1, 1), box_mm=(96, 96, 128))
+        load_recipe(tmp_path, spacing=(1, 1, 1), box_mm=(128, 128, 128))
     message = str(err.value)
     assert str(path) in message and "spacing: recorded (2, 2, 2), asked (1, 1, 1)" in message
     assert "box_mm" not in message
