@@ -13,6 +13,7 @@ from monai_lexu.contract import (
     binary_entropy,
     check_unit_range,
     heads_to_prob_unc,
+    mean_var_over_heads,
     split_heads,
     split_prob_unc,
     validate_structures,
@@ -86,3 +87,56 @@ def test_importing_the_contract_imports_no_monai():
     code = "import sys, monai_lexu.contract; print(sorted(m for m in sys.modules if m.split('.')[0] == 'monai'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 2, 16, 16), (1, 4, 2, 6, 8, 10), (3, 2, 1, 7), (1, 10, 3, 9, 9)])
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_mean_var_over_heads_equals_torch_mean_var(shape, unbiased):
+    g = torch.Generator().manual_seed(sum(shape))
+    probs = torch.sigmoid(3 * torch.randn(shape, generator=g))
+    mean, var = mean_var_over_heads(probs, unbiased=unbiased)
+    torch.testing.assert_close(mean, probs.mean(1), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(var, probs.var(1, unbiased=unbiased), rtol=1e-6, atol=1e-7)
+    # both within float32 rounding of the float64 reference
+    var64 = probs.double().var(1, unbiased=unbiased)
+    assert (var.double() - var64).abs().max() <= 1e-6 * var64.abs().max()
+
+
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_mean_var_over_heads_gradients_equal_torch_var(unbiased):
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(2, 5, 2, 8, 8, generator=g, dtype=torch.float64)
+    weights = torch.rand(2, 2, 8, 8, generator=g, dtype=torch.float64)
+    grads = []
+    for fn in (lambda p: mean_var_over_heads(p, unbiased), lambda p: (p.mean(1), p.var(1, unbiased=unbiased))):
+        x = z.clone().requires_grad_(True)
+        mean, var = fn(torch.sigmoid(x))
+        ((mean * weights).sum() + (var * weights).sum() ** 2).backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-12)
+    x = z.float().requires_grad_(True)
+    _, var = mean_var_over_heads(torch.sigmoid(x), unbiased)
+    var.sum().backward()
+    x_ref = z.float().requires_grad_(True)
+    torch.sigmoid(x_ref).var(1, unbiased=unbiased).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-6, atol=1e-8)
+
+
+def test_mean_var_over_heads_single_head_and_refusals():
+    probs = torch.rand(2, 1, 3, 4, 4)
+    mean, var = mean_var_over_heads(probs)  # torch.var would give NaN (ddof=1, one head): one head -> no spread
+    assert torch.equal(mean, probs[:, 0]) and torch.equal(var, torch.zeros_like(mean))
+    _, var0 = mean_var_over_heads(probs, unbiased=False)
+    assert torch.equal(var0, probs.var(1, unbiased=False))
+    with pytest.raises(ValueError, match="shape"):
+        mean_var_over_heads(torch.rand(2, 0, 3))
+
+
+def test_heads_to_prob_unc_equals_torch_var_reference():
+    g = torch.Generator().manual_seed(3)
+    logits = 4 * torch.randn(2, 10 * 2, 12, 12, generator=g)
+    for skip, unbiased in ((0, True), (6, True), (0, False), (9, True)):
+        out = heads_to_prob_unc(logits, 10, skip_first=skip, unbiased=unbiased)
+        probs = torch.sigmoid(split_heads(logits, 10)[:, skip:])
+        ref_var = probs.var(1, unbiased=unbiased) if probs.shape[1] > 1 else torch.zeros_like(probs[:, 0])
+        torch.testing.assert_close(out, torch.cat([probs.mean(1), ref_var], 1), rtol=1e-6, atol=1e-7)
