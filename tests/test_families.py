@@ -22,12 +22,20 @@ BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
 
 
 def test_committed_bundles_equal_base_plus_delta():
-    assert len(find_family_bundles(BUNDLES)) == 6
+    assert len(find_family_bundles(BUNDLES)) == 8
     assert check_family_bundles(BUNDLES) == []
 
 
 @pytest.mark.parametrize(
-    "name", ["layer_ensemble_riga", "deep_ensemble_riga", "layer_ensemble_hecktor", "deep_ensemble_hecktor"]
+    "name",
+    [
+        "layer_ensemble_riga",
+        "deep_ensemble_riga",
+        "layer_ensemble_hecktor",
+        "deep_ensemble_hecktor",
+        "calibrated_ensemble_riga",
+        "calibrated_ensemble_hecktor",
+    ],
 )
 def test_a_method_on_an_existing_data_set_costs_under_150_lines(name):
     assert delta_line_count(BUNDLES / name) < 150
