@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .calibrated import SharedBaseEnsemble
+from .dropout import UniformMaskDropout
 from .ensemble import DeepEnsemble
 from .multihead_unet import BACKBONES, HEAD_MODES, MultiHeadUNet
 
-__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet", "SharedBaseEnsemble"]
+__all__ = ["BACKBONES", "HEAD_MODES", "DeepEnsemble", "MultiHeadUNet", "SharedBaseEnsemble", "UniformMaskDropout"]

@@ -153,7 +153,7 @@ def test_mc_dropout_inferer_is_the_mean_and_entropy_of_the_samples():
     x = torch.rand(2, 1, 16, 16)
     with torch.no_grad():
         torch.manual_seed(1)
-        out = MCDropoutInferer(num_samples=6)(x, net)
+        out = MCDropoutInferer(num_samples=6, max_batch_voxels=0)(x, net)  # one sample per forward: same RNG order
         torch.manual_seed(1)
         with mc_dropout(net):
             samples = torch.stack([torch.sigmoid(net(x)) for _ in range(6)])  # (T, B, 1, H, W)
@@ -166,7 +166,7 @@ def test_mc_dropout_inferer_is_the_mean_and_entropy_of_the_samples():
     assert not net.training and not any(m.training for m in net.modules())
     with torch.no_grad():
         torch.manual_seed(1)
-        var = MCDropoutInferer(num_samples=6, uncertainty="variance")(x, net)
+        var = MCDropoutInferer(num_samples=6, uncertainty="variance", max_batch_voxels=0)(x, net)
     assert torch.allclose(var[:, 1:], samples.var(0, unbiased=True), atol=1e-6)
     with pytest.raises(ValueError, match="num_samples"):
         MCDropoutInferer(num_samples=0)
@@ -185,3 +185,50 @@ def test_mc_dropout_inferer_with_sliding_window_keeps_the_contract():
     assert out.shape == (1, 2, 16, 16)
     assert 0.0 <= out[:, 0].min() and out[:, 0].max() <= 1.0
     assert 0.0 <= out[:, 1].min() and out[:, 1].max() <= 1.0 + 1e-6
+
+
+def test_mc_dropout_batched_samples_equal_the_unbatched_path_in_distribution():
+    """Batched samples draw their masks in another order (layer by layer for all samples at once), so the same seed
+    gives other masks: the per-pixel statistics agree in distribution (tolerance from the sampling error)."""
+    from monai_lexu.inferers import MCDropoutInferer
+
+    net = _dropout_net(0.5)
+    x = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(4))
+    t = 400
+    with torch.no_grad():
+        torch.manual_seed(5)
+        one = MCDropoutInferer(t, uncertainty="variance", max_batch_voxels=0)(x, net)
+        torch.manual_seed(5)
+        batched = MCDropoutInferer(t, uncertainty="variance", max_batch_voxels=2 * 16 * 16 * 7)(x, net)  # 7 per pass
+    assert batched.shape == one.shape == (2, 2, 16, 16)
+    assert not torch.equal(batched, one)
+    # mean over T=400 samples: |difference| of two independent estimates ~ sqrt(2 var / T)
+    sigma = (2 * one[:, 1:] / t).sqrt()
+    assert ((batched[:, :1] - one[:, :1]).abs() <= 5 * sigma + 1e-6).float().mean() > 0.99
+    assert abs(batched[:, 1:].mean().item() / one[:, 1:].mean().item() - 1) < 0.1  # mean sample variance
+
+
+def test_mc_dropout_batches_are_sample_major_heads():
+    """With a deterministic network every batched sample equals the unbatched output (layout check)."""
+    from monai_lexu.inferers.multihead import _ProbUncPredictor
+
+    net = MultiHeadUNet(2, 1, 2, backbone="plain", features=(4, 8), heads="decoder").eval()
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        ref = _ProbUncPredictor(net, net.num_heads, 0, True, "variance", num_samples=5, max_voxels=0)(x)
+        out = _ProbUncPredictor(net, net.num_heads, 0, True, "variance", num_samples=5, max_voxels=3 * 64 * 2)(x)
+        single = _ProbUncPredictor(net, net.num_heads, 0, True, "variance")(x)
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(out[:, :2], single[:, :2], rtol=1e-6, atol=1e-7)
+
+
+def test_mc_dropout_cheap_masks_switch_and_restore():
+    from monai_lexu.inferers import mc_dropout
+    from monai_lexu.networks import UniformMaskDropout
+
+    net = _dropout_net()
+    with mc_dropout(net):
+        assert all(type(m) is UniformMaskDropout for m in net.modules() if isinstance(m, nn.Dropout))
+    with mc_dropout(net, cheap_masks=False):
+        assert all(type(m) is nn.Dropout for m in net.modules() if isinstance(m, nn.Dropout))
+    assert all(type(m) is nn.Dropout for m in net.modules() if isinstance(m, nn.Dropout))
