@@ -7,12 +7,15 @@ and uncertainty (variance over members) as LEXU, and one checkpoint holds every 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["DeepEnsemble"]
+__all__ = ["DeepEnsemble", "FORWARD_MODES"]
+
+FORWARD_MODES = ("loop", "vmap")
 
 
 class DeepEnsemble(nn.Module):
@@ -37,6 +40,16 @@ class DeepEnsemble(nn.Module):
         seed: base seed of the members' initialisation; ``None`` draws from the current global RNG (no forking).
         members: alternatively, already built member networks (then ``member``/``num_members`` are ignored), e.g. to
             assemble separately trained networks.
+        forward_mode: ``"loop"`` (default): one member after the other; ``"vmap"``: all members in ONE vectorised
+            call (``torch.func.stack_module_state`` + ``functional_call`` under ``torch.vmap``, which batches each
+            convolution of the members into one grouped convolution; no per-member Python or kernel-launch overhead;
+            needs members of identical architecture). Both give the same outputs (<= 1e-6; tested). Measured on
+            CPU (benchmarks/README.md): the loop is the faster one there (CPU convolutions are compute-bound and the
+            grouped convolution is not faster than ``N`` separate ones; stacking copies the parameters at every call);
+            on a GPU ``"vmap"`` removes ``N - 1`` launches of every kernel, which is what matters for small networks and
+            small batches. ``"vmap"`` is an inference path: in training mode the loop runs (the stacked parameters
+            are copies, so gradients and batch-norm statistics must go through the members themselves). The state dict
+            (``members.<m>.*``) is the same in both modes.
 
     Attributes:
         num_heads: total number of heads ``sum_m K_m`` of the concatenated output (``N`` for single-head members).
@@ -58,8 +71,11 @@ class DeepEnsemble(nn.Module):
         num_members: int = 5,
         seed: int | None = 0,
         members: Sequence[nn.Module] | None = None,
+        forward_mode: str = "loop",
     ) -> None:
         super().__init__()
+        if forward_mode not in FORWARD_MODES:
+            raise ValueError(f"forward_mode must be one of {FORWARD_MODES}, got {forward_mode!r}.")
         if members is None:
             if member is None:
                 raise ValueError("DeepEnsemble needs either a member factory or a list of members.")
@@ -81,7 +97,27 @@ class DeepEnsemble(nn.Module):
         self.member_heads = [int(getattr(m, "num_heads", 1)) for m in self.members]
         self.num_heads = sum(self.member_heads)
         self.num_members = len(self.members)
+        self.forward_mode = forward_mode
+        self._template: tuple[nn.Module, ...] = ()  # stateless (meta) copy of a member for "vmap"; not a submodule
+
+    def _forward_vmap(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.func import functional_call, stack_module_state
+
+        members = list(self.members)
+        if len({type(m) for m in members}) != 1 or len(set(self.member_heads)) != 1:
+            raise ValueError("DeepEnsemble(forward_mode='vmap') needs members of one architecture.")
+        if not self._template:
+            self._template = (copy.deepcopy(members[0]).to("meta").eval(),)
+        params, buffers = stack_module_state(members)  # type: ignore[arg-type]
+
+        def call(p: dict, b: dict, inp: torch.Tensor) -> torch.Tensor:
+            return functional_call(self._template[0], (p, b), (inp,))
+
+        out = torch.vmap(call, in_dims=(0, 0, None))(params, buffers, x)  # (N, B, K_m * L, *S)
+        return out.transpose(0, 1).flatten(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run every member on ``x`` ``(B, C, *S)`` and concatenate their logits along channels."""
+        if self.forward_mode == "vmap" and not self.training:
+            return self._forward_vmap(x)
         return torch.cat([m(x) for m in self.members], dim=1)
