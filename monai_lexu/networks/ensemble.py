@@ -100,6 +100,7 @@ class DeepEnsemble(nn.Module):
         self.forward_mode = forward_mode
         self._template: tuple[nn.Module, ...] = ()  # stateless (meta) copy of a member for "vmap"; not a submodule
 
+    @torch.jit.unused
     def _forward_vmap(self, x: torch.Tensor) -> torch.Tensor:
         from torch.func import functional_call, stack_module_state
 
@@ -118,6 +119,6 @@ class DeepEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run every member on ``x`` ``(B, C, *S)`` and concatenate their logits along channels."""
-        if self.forward_mode == "vmap" and not self.training:
-            return self._forward_vmap(x)
+        if self.forward_mode == "vmap" and not self.training and not torch.jit.is_scripting():
+            return self._forward_vmap(x)  # TorchScript (ckpt_export) keeps the loop
         return torch.cat([m(x) for m in self.members], dim=1)

@@ -50,3 +50,13 @@ def test_vmap_mode_trains_through_the_members():
 def test_forward_mode_refused():
     with pytest.raises(ValueError, match="forward_mode"):
         _ensemble("grouped")
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+def test_scriptable_for_ckpt_export(mode):
+    """MONAI's ckpt_export scripts the network: both modes script (the scripted module runs the member loop)."""
+    net = _ensemble(mode).eval()
+    x = torch.rand(1, 2, 16, 16)
+    scripted = torch.jit.script(net)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x), rtol=1e-6, atol=1e-6)
