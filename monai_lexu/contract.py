@@ -180,16 +180,17 @@ def mean_var_over_heads(values: torch.Tensor, unbiased: bool = True) -> tuple[to
     """
     if values.ndim < 2 or values.shape[1] < 1:
         raise ValueError(f"values must have shape (B, K >= 1, ...), got {tuple(values.shape)}.")
-    k = values.shape[1]
-    total = values[:, 0].clone()
-    for i in range(1, k):
-        total = total.add_(values[:, i])
+    heads = values.unbind(1)  # views; backward stacks the K gradients once (slicing would zero-fill K full copies)
+    k = len(heads)
+    total = heads[0].clone()
+    for head in heads[1:]:
+        total = total.add_(head)
     mean = total.div_(k)
     if k == 1:
         return mean, torch.zeros_like(mean)
     sq = torch.zeros_like(mean)
-    for i in range(k):
-        d = values[:, i] - mean
+    for head in heads:
+        d = head - mean
         sq = sq.addcmul_(d, d)
     return mean, sq.div_(k - 1 if unbiased else k)
 
