@@ -126,12 +126,19 @@ class StopOnInterrupt:
         self.output_dir = output_dir
         self.default_files = [str(f) for f in (default_files or [])]
         self.message = ""
+        self.completed: int | None = None
 
     def attach(self, engine: Any) -> None:
         """Run first on ``EXCEPTION_RAISED`` of ``engine`` (and of ``validator``)."""
         _first_exception_handler(engine, self.exception_raised)
+        engine.add_event_handler(Events.STARTED, self._count)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._count)
         if self.validator is not None:
             _first_exception_handler(self.validator, self._pass_up)
+
+    def _count(self, engine: Any) -> None:
+        """Remember the iterations completed (``state.iteration`` already counts the one in progress)."""
+        self.completed = int(engine.state.iteration)
 
     @staticmethod
     def _pass_up(engine: Any, e: BaseException) -> None:
@@ -143,7 +150,9 @@ class StopOnInterrupt:
         """The one line for an interrupt at the engine's current state."""
         s = engine.state
         if self.mode == "training":
-            where = f"training interrupted at epoch {s.epoch}/{s.max_epochs} (iteration {s.iteration})"
+            total = s.max_epochs * (s.epoch_length or 0)
+            done = self.completed if self.completed is not None else s.iteration
+            where = f"training interrupted in epoch {s.epoch}/{s.max_epochs} after {done} of {total} iterations"
             resumable = _find_resumable(engine)
             if resumable is not None and resumable.saved_epoch is not None and resumable.path.is_file():
                 command = bundle_command(overrides={"resume": True}, default_files=self.default_files)
@@ -157,7 +166,7 @@ class StopOnInterrupt:
                 f"{where}; nothing was saved: no resumable checkpoint of this run yet{when}. Start again with: "
                 f"{bundle_command(default_files=self.default_files)}"
             )
-        done = max(0, s.iteration - 1) if s.output in (None, {}) else s.iteration
+        done = self.completed if self.completed is not None else s.iteration
         total = s.epoch_length or "?"
         command = bundle_command(default_files=self.default_files)
         if self.mode == "inference":

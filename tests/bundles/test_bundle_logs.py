@@ -114,7 +114,7 @@ def test_ctrl_c_during_bundle_training(tmp_path):
     lines = [line for line in output.splitlines() if "interrupted" in line]
     assert len(lines) == 1, output[-5000:]
     match = re.search(
-        r"training interrupted at epoch (\d+)/200 \(iteration \d+\); saved: (\S+) \(epoch (\d+)\)", lines[0]
+        r"training interrupted in epoch (\d+)/200 after \d+ of 600 iterations; saved: (\S+) \(epoch (\d+)\)", lines[0]
     )
     assert match, lines[0]
     assert Path(match.group(2)) == checkpoint and int(match.group(3)) >= 1

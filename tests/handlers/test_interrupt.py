@@ -49,8 +49,8 @@ SCRIPT = textwrap.dedent("""
     """)
 
 
-@pytest.mark.parametrize("where, epoch", [("training", 2), ("validation", 2)])
-def test_ctrl_c_stops_with_one_line(tmp_path, where, epoch):
+@pytest.mark.parametrize("where, epoch, done", [("training", 2, 6), ("validation", 2, 8)])
+def test_ctrl_c_stops_with_one_line(tmp_path, where, epoch, done):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     out = tmp_path / "models"
@@ -63,7 +63,9 @@ def test_ctrl_c_stops_with_one_line(tmp_path, where, epoch):
     assert "terminating due to exception" not in text  # ignite's line for the interrupt is dropped
     lines = [line for line in text.splitlines() if "interrupted" in line]
     assert len(lines) == 1, text
-    assert f"training interrupted at epoch {epoch}/5" in lines[0]
+    assert lines[0].startswith(
+        f"monai_lexu.handlers.interrupt WARNING training interrupted in epoch {epoch}/5 after {done} of 20"
+    )
     assert f"saved: {out / 'checkpoint.pt'} (epoch 1); nothing else was written. Resume with: " in lines[0]
     assert lines[0].endswith("--resume true")
     assert not (out / "model.pt").exists()  # no 'final' weights from the interrupted state
@@ -82,8 +84,8 @@ def test_ctrl_c_before_the_first_checkpoint(tmp_path):
     assert result.returncode == 130, text
     line = next(line for line in text.splitlines() if "interrupted" in line)
     assert (
-        "training interrupted at epoch 1/5 (iteration 2); nothing was saved: no resumable checkpoint of this run "
-        "yet (the first is written at epoch 1). Start again with: python -m monai.bundle run" in line
+        "training interrupted in epoch 1/5 after 1 of 20 iterations; nothing was saved: no resumable checkpoint of "
+        "this run yet (the first is written at epoch 1). Start again with: python -m monai.bundle run" in line
     )
     assert not Path(out / "checkpoint.pt").exists() and not Path(out / "model.pt").exists()
 
