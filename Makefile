@@ -9,8 +9,9 @@ RIGA_CPU := $(RIGA)/cpu_small.json
 HECKTOR := bundles/lexu_hecktor/configs
 HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
+DOCS_PYTEST_ARGS ?= -n 2 --dist load --durations=10
 
-.PHONY: install quickstart quickstart-riga hecktor-cv test lint format bundles zoo-check
+.PHONY: install quickstart quickstart-riga hecktor-cv test test-docs lint format bundles zoo-check
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
@@ -39,7 +40,12 @@ bundles:
 	$(PYTHON) -m monai_lexu.families write
 
 test: install
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest $(PYTEST_ARGS) -m "not docs"
+
+# every bundle's docs/README.md command blocks, in order, CPU-sized (tests/doc_commands.py); the README's own blocks
+# run in `make test` (tests/test_readme_commands.py)
+test-docs: install
+	$(PYTHON) -m pytest $(DOCS_PYTEST_ARGS) -m docs
 
 # the model zoo's CI checks on every bundle as packed with trained weights (bundles/<name>/models/model.pt when it
 # fits, else one CPU-recipe training iteration) and on the bundle folder: files, version, official metadata schema,

@@ -154,9 +154,9 @@ def _main(program: str, args: list[str]) -> None:
 def write_raw_data(root: Path) -> dict[str, str]:
     """Synthetic stand-ins for the real-data folders the documents name; returns the placeholder substitutions.
 
-    ``hecktor2022``: 6 cases in the HECKTOR 2022 NIfTI layout (the synthetic generator); ``hecktor_dicom``: 2 cases as
+    ``hecktor2022``: 6 cases in the HECKTOR 2022 NIfTI layout (the synthetic generator); ``hecktor_dicom``: 3 cases as
     DICOM (CT and PET series, one RTSTRUCT per rater) from the synthetic NIfTI cases; ``RIGA``: a RIGA-like release;
-    ``pngs``: 3 of its fundus images.
+    ``pngs``: 3 of its fundus images; ``grey``: 3 grey images of the Jungo set.
     """
     from monai_lexu.datasets.hecktor.synthetic import write_synthetic_hecktor
 
@@ -167,6 +167,14 @@ def write_raw_data(root: Path) -> dict[str, str]:
     # the fundus PNGs a user would run inference on: 3 converted images
     convert = [sys.executable, "-m", "data_prep.riga", "--root", str(root / "RIGA"), "--out", str(root / "riga_png")]
     subprocess.run(convert, check=True, capture_output=True, cwd=REPO)
+    # grey 0-255 images for the Jungo bundle: 3 images of its synthetic set
+    jungo = [sys.executable, "-m", "data_prep.synthetic", "jungo", "--out", str(root / "jungo"), "--num-samples", "4",
+             "--size", "64", "--seed", "3"]  # fmt: skip
+    subprocess.run(jungo, check=True, capture_output=True, cwd=REPO)
+    grey = root / "grey"
+    grey.mkdir()
+    for p in sorted((root / "jungo").glob("images_unperturbed/*.png"))[:3]:
+        shutil.copy(p, grey / p.name)
     pngs = root / "pngs"
     pngs.mkdir()
     for p in sorted((root / "riga_png" / "images").glob("*.png"))[:3]:
@@ -179,18 +187,19 @@ def write_raw_data(root: Path) -> dict[str, str]:
         "/path/to/RIGA": str(root / "RIGA"),
         "/path/to/riga_prepared": str(root / "riga_prepared"),
         '"/data/*.png"': f'"{pngs}/*.png"',
+        '"/data/grey/*.png"': f'"{grey}/*.png"',
     }
 
 
 def _write_dicom_cases(root: Path) -> Path:
-    """Two DICOM cases (CT + PET series with SUV tags, two RTSTRUCT raters drawing boxes of different size)."""
+    """Three DICOM cases (CT + PET series with SUV tags, two RTSTRUCT raters drawing boxes of different size)."""
     import numpy as np
 
     sys.path.insert(0, str(REPO / "tests" / "datasets" / "hecktor"))
     import dicom_factory as F  # noqa: E402  (the DICOM writer of the DICOM tests)
 
     shape, spacing, origin = (12, 32, 32), (2.0, 2.0, 2.0), (-32.0, -32.0, 0.0)
-    for k in range(2):
+    for k in range(3):  # 3 cases: the converter's 3 folds need at least 3
         study = F.Study(f"DOC{k}")
         hu = np.full(shape, 40, int)
         hu[4:9, 10:20, 10:20] = 60
@@ -239,11 +248,11 @@ def run_doc(doc: Path, work: Path, subst: dict[str, str], timeout: float = 1500)
             ["bash", "-euo", "pipefail", "-c", text], cwd=work, env=env, capture_output=True, text=True,
             timeout=timeout, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-        print(f"[doc-test] {doc.name} block at line {block.line}: {time.perf_counter() - start:.0f} s", flush=True)
+        print(f"[doc-test] {doc} block at line {block.line}: {time.perf_counter() - start:.0f} s", flush=True)
         if proc.returncode:
             out = (proc.stdout + proc.stderr)[-4000:]
             raise AssertionError(
-                f"{doc.name} block at line {block.line} failed ({proc.returncode}):\n{text}\n---\n{out}"
+                f"{doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc} block at line {block.line} failed ({proc.returncode}):\n{text}\n---\n{out}"
             )
     return skipped
 

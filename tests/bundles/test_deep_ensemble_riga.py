@@ -156,3 +156,10 @@ def test_ckpt_export_of_the_trained_model(trained, bundle_checks):
         output_shape=(1, 10, 64, 64),
         features=FEATURES,
     )
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of this bundle's docs/README.md, in order, CPU-sized (see tests/doc_commands.py)."""
+    skipped = doc_commands.run_bundle_doc("deep_ensemble_riga", tmp_path, doc_raw_data)
+    assert all("MONAI Label" in reason for _, reason in skipped)  # run by tests/label against a real server

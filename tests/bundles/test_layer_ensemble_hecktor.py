@@ -123,3 +123,10 @@ def test_verify_metadata_net_in_out_and_ckpt_export(trained, bundle_checks):
         output_shape=(1, NUM_HEADS * 2, 32, 32, 32),
         features=FEATURES,
     )
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of this bundle's docs/README.md, in order, CPU-sized (see tests/doc_commands.py)."""
+    skipped = doc_commands.run_bundle_doc("layer_ensemble_hecktor", tmp_path, doc_raw_data)
+    assert all("MONAI Label" in reason for _, reason in skipped)  # run by tests/label against a real server

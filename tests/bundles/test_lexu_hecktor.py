@@ -137,3 +137,10 @@ def test_paper_slice_protocol(trained, tmp_path):
     run(config_file=[str(CONFIGS / "train_slices.json"), str(CONFIGS / "evaluate_slices.json")], **args)
     assert (tmp_path / "eval" / "metrics_slices_fold0_summary.md").is_file()
     assert (tmp_path / "eval" / "metrics_slices_folds_summary.md").is_file()
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of this bundle's docs/README.md, in order, CPU-sized (see tests/doc_commands.py)."""
+    skipped = doc_commands.run_bundle_doc("lexu_hecktor", tmp_path, doc_raw_data)
+    assert all("MONAI Label" in reason for _, reason in skipped)  # run by tests/label against a real server

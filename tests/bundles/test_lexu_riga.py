@@ -95,3 +95,10 @@ def test_ckpt_export_of_the_trained_model(trained, bundle_checks):
         configs=("inference.json", "cpu_small.json"),
         features=[8, 16, 32, 64],
     )
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of this bundle's docs/README.md, in order, CPU-sized (see tests/doc_commands.py)."""
+    skipped = doc_commands.run_bundle_doc("lexu_riga", tmp_path, doc_raw_data)
+    assert all("MONAI Label" in reason for _, reason in skipped)  # run by tests/label against a real server

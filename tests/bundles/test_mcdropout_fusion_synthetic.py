@@ -279,3 +279,14 @@ def test_ckpt_export_equals_the_eager_network_in_eval_mode(root, bundle_checks):
         MultiHeadUNet(2, 1, 1, backbone="plain", features=(16, 32, 64), heads="last", dropout=0.2),
         input_shape=(2, 1, 32, 32),
     )
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of this bundle's docs/README.md, in order, CPU-sized (see tests/doc_commands.py)."""
+    skipped = doc_commands.run_bundle_doc("mcdropout_fusion_synthetic", tmp_path, doc_raw_data)
+    # not run here: the loop over all ten runs (the first run is), the MONAI Label commands (tests/label runs those)
+    assert [reason.split(",")[0] for _, reason in skipped] == [
+        "the ten runs of Table 1",
+        "needs the MONAI Label environment",
+    ]
