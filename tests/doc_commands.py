@@ -251,9 +251,8 @@ def run_doc(doc: Path, work: Path, subst: dict[str, str], timeout: float = 1500)
         print(f"[doc-test] {doc} block at line {block.line}: {time.perf_counter() - start:.0f} s", flush=True)
         if proc.returncode:
             out = (proc.stdout + proc.stderr)[-4000:]
-            raise AssertionError(
-                f"{doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc} block at line {block.line} failed ({proc.returncode}):\n{text}\n---\n{out}"
-            )
+            name = doc.relative_to(REPO) if doc.is_relative_to(REPO) else doc
+            raise AssertionError(f"{name} block at line {block.line} failed ({proc.returncode}):\n{text}\n---\n{out}")
     return skipped
 
 
