@@ -236,7 +236,7 @@ class RunSummary:
         lines.append(f"recipe       {recipe}")
         epochs, per_epoch, total = self._steps(engine)
         if self.mode == "training":
-            schedule = f"{epochs} epochs x {per_epoch} steps = {total} steps"
+            schedule = f"{epochs} epoch{'s' if epochs != 1 else ''} x {per_epoch} steps = {total} steps"
             if engine.state.iteration:
                 schedule += f" (resumed at epoch {engine.state.epoch}, {total - engine.state.iteration} to go)"
             if self.val_interval:
@@ -246,7 +246,8 @@ class RunSummary:
                 if dataset is not None:
                     schedule += f" ({len(dataset)} cases)"
         else:
-            schedule = f"{per_epoch} cases, one line each"
+            batch = getattr(getattr(engine, "data_loader", None), "batch_size", 1) or 1
+            schedule = f"{per_epoch} cases, one line each" if batch == 1 else f"{per_epoch} batches of {batch}"
         lines.append(f"schedule     {schedule}")
         files, overrides = running_bundle_args()
         if files:
@@ -419,8 +420,9 @@ class TrainingProgress:
         self.clock.excluded += took
         trainer = getattr(self, "_trainer", None)
         epoch = trainer.state.epoch if trainer is not None else validator.state.epoch
-        cases = getattr(validator.state, "epoch_length", None) or "?"
-        logger.info("validation at epoch %d: %s cases in %s", epoch, cases, format_duration(took))
+        dataset = getattr(getattr(validator, "data_loader", None), "dataset", None)
+        cases = f"{len(dataset)} cases" if dataset is not None else f"{validator.state.epoch_length} batches"
+        logger.info("validation at epoch %d: %s in %s", epoch, cases, format_duration(took))
         self._last_line = time.perf_counter()
 
     def remaining_validations(self, engine: Any) -> int:
@@ -492,7 +494,8 @@ class TrainingProgress:
         steps = engine.state.iteration - self.clock.first_iteration
         val = ""
         if self.validation_times:
-            val = f", {len(self.validation_times)} validations {format_duration(sum(self.validation_times))}"
+            n = len(self.validation_times)
+            val = f", {n} validation{'s' if n != 1 else ''} {format_duration(sum(self.validation_times))}"
         logger.info(
             "%s finished: %d iterations in %s (%.2f s/it%s)",
             self.name,
@@ -537,7 +540,8 @@ def case_label(engine: Any) -> str:
     else:
         ids = batch_case_ids(batch)
         ids = [Path(i).name if os.sep in i else i for i in ids]
-    return f"{', '.join(ids) or '?'} done"
+    shown = ", ".join(ids[:3]) + (f" (+{len(ids) - 3} more)" if len(ids) > 3 else "")
+    return f"{shown or '?'} done"
 
 
 class CaseProgress:
@@ -584,7 +588,8 @@ class CaseProgress:
         took = now - self._previous
         elapsed = now - self.clock.started
         eta = elapsed / done * max(0, total - done) if done else None
-        return f"{self.name}: case {done}/{total} {case_label(engine)} ({took:.1f} s; ETA {format_duration(eta)})"
+        unit = "batch" if (getattr(getattr(engine, "data_loader", None), "batch_size", 1) or 1) > 1 else "case"
+        return f"{self.name}: {unit} {done}/{total} {case_label(engine)} ({took:.1f} s; ETA {format_duration(eta)})"
 
     def iteration_completed(self, engine: Any) -> None:
         now = time.perf_counter()
