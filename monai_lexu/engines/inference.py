@@ -231,11 +231,17 @@ class GuardedInferenceEvaluator(SupervisedEvaluator):
         self.last_case = self.written[-1]
         return output
 
-    def log_written(self) -> None:
-        """Log what was written where: the output folder, then one line per input with its files."""
+    def log_written(self, max_lines: int = 20) -> None:
+        """Log what was written where: the output folder, then one line per input with its files (the first
+        ``max_lines`` inputs; the full list is in the summary file)."""
         if not self.written:
             return
-        lines = [f"  {Path(next(iter(w['input'].values()), '?')).name}: {', '.join(w['files'])}" for w in self.written]
+        lines = [
+            f"  {Path(next(iter(w['input'].values()), '?')).name}: {', '.join(w['files'])}"
+            for w in self.written[:max_lines]
+        ]
+        if len(self.written) > max_lines:
+            lines.append(f"  ... and {len(self.written) - max_lines} more inputs (all in {SUMMARY_FILE})")
         logger.info("inference wrote into %s:\n%s", self.output_dir, "\n".join(lines))
 
     def run(self, *args: Any, **kwargs: Any) -> None:
