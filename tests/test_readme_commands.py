@@ -24,3 +24,18 @@ def test_readme_commands_work_in_order_after_the_quick_start(tmp_path, doc_comma
     assert (work / "eval/compare").is_dir()
     reasons = [reason for _, reason in skipped]  # blocks not run here say why (and where they are run instead)
     assert "trains every method of both tables with 2 seeds each" in reasons and all(reasons)
+
+
+def test_every_block_of_every_doc_defines_the_variables_it_uses(doc_commands):
+    """Each block runs in its own shell (as a reader pastes it): a `$B` must be set in the same block."""
+    import re
+
+    docs = [REPO / "README.md", *sorted((REPO / "bundles").glob("*/docs/README.md"))]
+    missing = []
+    for doc in docs:
+        for block in doc_commands.blocks(doc.read_text(encoding="utf-8")):
+            used = set(re.findall(r"\$\{?([A-Za-z_]\w*)", block.text)) - {"HOME", "PWD"}
+            defined = set(re.findall(r"^\s*(?:for\s+)?([A-Za-z_]\w*)(?:=|\s+in\s)", block.text, re.M))
+            if used - defined:
+                missing.append(f"{doc.relative_to(REPO)}:{block.line}: {sorted(used - defined)}")
+    assert not missing, "\n".join(missing)
