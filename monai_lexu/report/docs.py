@@ -17,7 +17,7 @@ In a Markdown file, a generated block and an inline time look like::
 Examples:
 
     python -m monai_lexu.report.docs record quickstart --bundle bundles/lexu_hecktor \\
-        --tables eval/metrics_fold0_summary.md -- make quickstart
+        --tables eval/metrics_fold0_summary.md --run "make -o install quickstart"
     python -m monai_lexu.report.docs render
     python -m monai_lexu.report.docs check
 """
@@ -236,14 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("name", help="record name, e.g. quickstart")
     rec.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/lexu_hecktor")
     rec.add_argument("--tables", nargs="+", required=True, help="summary .md files, relative to the bundle")
-    rec.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run and time")
+    rec.add_argument("--run", default=None, help="the command to run and time (one string, split like a shell)")
     sub.add_parser("render", help="write the records into the documents")
     sub.add_parser("check", help="exit 1 if a document differs from its records")
     args = parser.parse_args(argv)
     try:
         if args.action == "record":
-            command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            path = record_run(args.name, args.bundle, args.tables, command or None, root=args.root)
+            command = shlex.split(args.run) if args.run else None
+            path = record_run(args.name, args.bundle, args.tables, command, root=args.root)
             print(f"recorded {path}")
             changed = render_all(args.root)
         elif args.action == "render":

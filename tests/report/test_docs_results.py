@@ -88,3 +88,19 @@ def test_a_missing_record_names_the_document(tmp_path):
 
 def test_the_repository_docs_match_their_records():
     assert docs.render_all(check=True) == []
+
+
+def test_record_on_the_command_line_runs_the_command_string(tmp_path):
+    root = _fake_repo(tmp_path)
+    summary = root / "bundles" / "b" / "eval" / "s.md"
+    summary.parent.mkdir()
+    summary.write_text(TABLE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai_lexu.report.docs", "--root", str(root), "record", "qs", "--bundle",
+         str(root / "bundles" / "b"), "--tables", "eval/s.md", "--run", f"{sys.executable} -c 'print(42)'"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "42" in proc.stdout and "rendered" in proc.stdout
+    record = json.loads((root / "bundles" / "b" / "docs" / "results" / "qs.json").read_text())
+    assert record["command"].endswith("-c 'print(42)'") and TABLE in (root / "bundles/b/docs/README.md").read_text()
