@@ -13,10 +13,10 @@ What "CPU-sized" means here, and the only changes made to the commands as writte
   :func:`rewrite` and run the real program: a ``monai.bundle run`` of a bundle that has ``configs/cpu_small.json``
   gets it appended when the command lacks it (the GPU recipe becomes the CPU recipe), then ``--epochs 1
   --val_interval 1 --num_workers 0`` (the slice protocol, which has no CPU override, gets a small plain network on
-  64x64 slices instead); ``data_prep.hecktor`` without ``--spacing`` gets the synthetic recipe's 2 mm / 96x96x128 mm
-  (the synthetic raw cases are smaller than the real-data box); ``data_prep.synthetic riga-like`` without
-  ``--num-per-source`` gets 6/6/4 images of 128 px; ``make`` targets run with ``install`` considered done
-  (``make test``, this suite, as a dry run).
+  64x64 slices instead); ``data_prep.hecktor`` without ``--spacing`` gets the synthetic recipe's spacing and box
+  (``SYNTHETIC_RECIPE``; the synthetic raw cases are smaller than the real-data box); ``data_prep.synthetic
+  riga-like`` without ``--num-per-source`` gets 6/6/4 images of 128 px; ``make`` targets run with ``install``
+  considered done (``make test``, this suite, as a dry run).
 * Placeholders for real data and values a user copies by hand are replaced by text substitution (the ``subst``
   mapping the caller gives: e.g. ``/data/hecktor2022`` -> a synthetic set in the HECKTOR 2022 layout written by
   :func:`write_raw_data`); ``<zip> --sha256 <...>`` gets the hash in the ``<zip>.sha256`` file that ``pack`` wrote.
@@ -121,7 +121,10 @@ def rewrite(program: str, args: list[str]) -> list[str]:
                 rest += [key, value]
         return args[: args.index("-m") + 2] + rest
     if module == "data_prep.hecktor" and "--spacing" not in rest:
-        return args + ["--spacing", "2", "2", "2", "--box-mm", "96", "96", "128"]
+        from monai_lexu.datasets.hecktor.recipe import SYNTHETIC_RECIPE as synthetic
+
+        grid = [f"{v:g}" for v in synthetic.spacing], [f"{v:g}" for v in synthetic.box_mm]
+        return args + ["--spacing", *grid[0], "--box-mm", *grid[1]]
     if module == "data_prep.synthetic" and rest[:1] == ["riga-like"] and "--num-per-source" not in rest:
         return args + ["--size", "128", "--num-per-source", "BinRushed=6", "MESSIDOR=6", "Magrabia=4"]
     return args

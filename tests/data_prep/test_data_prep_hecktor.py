@@ -31,7 +31,8 @@ def test_cli_synthetic_then_convert(tmp_path, capsys):
     shutil.copytree(out / "raw", raw)
     (raw / "imagesTr" / "SYN-002__PT.nii.gz").unlink()
     out2 = tmp_path / "out2"
-    code = main(["--root", str(raw), "--out", str(out2), "--spacing", "2", "2", "2", "--box-mm", "96", "96", "128"])
+    box = [f"{v:g}" for v in SYNTHETIC_RECIPE.box_mm]
+    code = main(["--root", str(raw), "--out", str(out2), "--spacing", "2", "2", "2", "--box-mm", *box])
     assert code == 1
     assert "SYN-002" in capsys.readouterr().err
     assert [c["id"] for c in load_multirater_datalist(out2 / "datalist.json")] == ["SYN-001", "SYN-003"]
