@@ -157,7 +157,7 @@ def record_run(
     out = bundle / "docs" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(record, indent=4) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
 
