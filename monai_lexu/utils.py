@@ -280,19 +280,22 @@ def find_inputs(input_glob: str | os.PathLike) -> list[str]:
     return found
 
 
-_WORKFLOW_ARGS = {
-    "config_file",
-    "meta_file",
-    "logging_file",
-    "init_id",
-    "run_id",
-    "final_id",
-    "tracking",
-    "args_file",
-    "workflow_name",
-    "workflow_type",
-    "properties_path",
-}
+#: Arguments of MONAI's bundle workflow itself (``monai.bundle.scripts.run``), not config overrides.
+WORKFLOW_ARGS = frozenset(
+    {
+        "config_file",
+        "meta_file",
+        "logging_file",
+        "init_id",
+        "run_id",
+        "final_id",
+        "tracking",
+        "args_file",
+        "workflow_name",
+        "workflow_type",
+        "properties_path",
+    }
+)
 
 
 def _running_workflow_args() -> tuple[list[str] | None, dict[str, Any]]:
@@ -311,7 +314,7 @@ def _running_workflow_args() -> tuple[list[str] | None, dict[str, Any]]:
                 files = local.get("config_file") or args.get("config_file")
                 if isinstance(files, (str, os.PathLike)):
                     files = [files]
-                overrides = {k: v for k, v in args.items() if k not in _WORKFLOW_ARGS}
+                overrides = {k: v for k, v in args.items() if k not in WORKFLOW_ARGS}
                 return ([str(f) for f in files] if files else None), overrides
             frame = frame.f_back
     finally:

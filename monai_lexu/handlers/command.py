@@ -14,21 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_lexu.utils import WORKFLOW_ARGS
+
 __all__ = ["bundle_command", "running_bundle_args"]
 
-_SKIP = {
-    "meta_file",
-    "logging_file",
-    "init_id",
-    "run_id",
-    "final_id",
-    "tracking",
-    "args_file",
-    "workflow_name",
-    "workflow_type",
-    "properties_path",
-    "config_file",
-}
+# the arguments of MONAI's workflow itself, not config overrides (one list, in monai_lexu.utils)
+_SKIP = WORKFLOW_ARGS
 
 
 def _as_files(value: Any) -> list[str]:
