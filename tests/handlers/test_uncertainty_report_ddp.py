@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
-import socket
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,15 @@ def _add(report: UncertaintyReport, indices: range) -> None:
         report.add(c["prob"], c["unc"], c["soft_label"], c["rater_var"], c["id"], ground_truth=c["ground_truth"])
 
 
-def _rank(rank: int, port: int, tmp: str) -> None:
-    """One rank of the gloo group: add this rank's images, summarise (collective), complete (rank 0 writes)."""
+def _rank(tmp: str) -> None:
+    """One torchrun rank of the gloo group: add this rank's images, summarise (collective), complete (rank 0 writes)."""
     import ignite.distributed as idist
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    idist.sync()  # a forked child inherits ignite's cached (serial) context: re-detect the group
+    dist.init_process_group("gloo")  # torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR/PORT
+    idist.sync()
+    rank = dist.get_rank()
     try:
         report = _report(Path(tmp) / f"out{rank}")
         _add(report, SHARDS[rank])
@@ -68,20 +70,19 @@ def _rank(rank: int, port: int, tmp: str) -> None:
         dist.destroy_process_group()
 
 
-def _run_two_ranks(tmp: Path, deadline_s: float = 180.0) -> None:
-    import torch.multiprocessing as mp
+def _run_two_ranks(tmp: Path, timeout_s: float = 300.0) -> None:
+    """Runs this file as a script under real ``torchrun`` (2 CPU processes, gloo).
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # fork: the children inherit the test module and its helpers without re-importing them
-    context = mp.start_processes(_rank, args=(port, str(tmp)), nprocs=2, join=False, start_method="fork")
-    end = time.monotonic() + deadline_s
-    while not context.join(timeout=5):
-        if time.monotonic() > end:
-            for p in context.processes:
-                p.kill()
-            pytest.fail(f"the 2-process gloo group did not finish within {deadline_s} s")
+    Fresh processes rather than a fork of the pytest worker: forking a process whose torch/OpenMP thread pools are
+    already running can deadlock the child (CI hung here once under a loaded xdist run).
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", __file__, str(tmp)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the 2-process gloo group did not finish within {timeout_s} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _assert_same(summary, reference) -> None:
@@ -98,7 +99,7 @@ def _assert_same(summary, reference) -> None:
 def test_two_gloo_ranks_gather_the_single_process_summary(tmp_path):
     single = _report(tmp_path / "single")
     _add(single, range(0, 7))  # rank 0's images first, then rank 1's: the order of the gathered buffers
-    reference = single.summary()  # also imports dcor before the fork (its first import takes seconds)
+    reference = single.summary()
     assert reference.ids == ["case0", "1", "case2", "case3", "4", "case5", "case6"]
     assert np.isfinite(reference.values["SR"]).all() and np.isfinite(reference.values["DC"]).all()
 
@@ -115,3 +116,7 @@ def test_two_gloo_ranks_gather_the_single_process_summary(tmp_path):
     single.completed()
     for name in ("m_per_image.csv", "m_summary.csv", "m_summary.md"):
         assert (tmp_path / "out0" / name).read_text() == (tmp_path / "single" / name).read_text(), name
+
+
+if __name__ == "__main__":
+    _rank(sys.argv[1])
