@@ -6,6 +6,7 @@ Functional cores (one definition each, documented in their docstrings) and MONAI
 
 from __future__ import annotations
 
+from monai_lexu.metrics.agreement import consecutive_head_agreement, head_agreement, pairwise_soft_dice
 from monai_lexu.metrics.band_core import BAND_CORE_TOLERANCE, BandCoreRatioMetric, band_core_ratio
 from monai_lexu.metrics.calibration import (
     CalibrationMetric,
@@ -31,6 +32,7 @@ from monai_lexu.metrics.entropy import (
     weighted_mean_entropy,
 )
 from monai_lexu.metrics.estimated_dice import estimated_dice
+from monai_lexu.metrics.ged import generalized_energy_distance, iou_distance_matrix
 from monai_lexu.metrics.heatmap import (
     ParzenCurve,
     binary_dice,
@@ -47,6 +49,7 @@ from monai_lexu.metrics.nll import (
     negative_log_likelihood,
     negative_log_likelihood_reference,
 )
+from monai_lexu.metrics.qc import POOR_DICE_THRESHOLDS, QCCurve, poor_segmentations, qc_curve, qc_d_auc, qc_dice
 from monai_lexu.metrics.registry import REPORT_METRICS, ReportMetric, report_metric_names
 from monai_lexu.metrics.soft_dice import SoftDiceMetric, soft_dice
 from monai_lexu.metrics.utils import (
@@ -58,6 +61,17 @@ from monai_lexu.metrics.utils import (
 )
 
 __all__ = [
+    "POOR_DICE_THRESHOLDS",
+    "QCCurve",
+    "consecutive_head_agreement",
+    "generalized_energy_distance",
+    "head_agreement",
+    "iou_distance_matrix",
+    "pairwise_soft_dice",
+    "poor_segmentations",
+    "qc_curve",
+    "qc_d_auc",
+    "qc_dice",
     "BAND_CORE_TOLERANCE",
     "BandCoreRatioMetric",
     "CalibrationMetric",
