@@ -32,9 +32,25 @@ from monai_lexu.transforms.dictionary import (
     SplitProbUncDict,
     UnflattenRatersd,
 )
+from monai_lexu.transforms.distortions import (
+    DistortD,
+    Distortd,
+    DistortDict,
+    FundusDistortion,
+    VolumeDistortion,
+    case_rng,
+    choose_distorted,
+)
 from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
+    "DistortD",
+    "Distortd",
+    "DistortDict",
+    "FundusDistortion",
+    "VolumeDistortion",
+    "case_rng",
+    "choose_distorted",
     "affine_offset",
     "CheckFinited",
     "CheckedLoadImaged",
