@@ -207,13 +207,14 @@ class UncertaintyReport:
 
         Stored as float32 numpy arrays: ``image`` (C, H, W), ``raters`` (R_valid, L, H, W), ``prob``, ``unc``,
         ``soft_label``, ``rater_var`` (L, H, W), plus ``id`` and ``slice`` (the slice index along the last axis
-        for 3D, -1 for 2D). Missing image/raters are simply not stored.
+        for 3D, -1 for 2D); ``heads`` (K, L, H, W) when the output has them (the evaluation's ``keep_head_maps``
+        opt-in: :class:`monai_lexu.inferers.KeepHeadsInferer`). Missing image/raters/heads are simply not stored.
         """
         import numpy as np
 
         keys = {k: self.keys[k] for k in ("prob", "unc", "soft_label", "rater_var")}
         maps = {k: torch.as_tensor(lookup_key(v, output, batch)).detach().float().cpu() for k, v in keys.items()}
-        for name, key in (("image", self.image_key), ("raters", self.raters_key)):
+        for name, key in (("image", self.image_key), ("raters", self.raters_key), ("heads", "heads")):
             try:
                 maps[name] = torch.as_tensor(lookup_key(key, output, batch)).detach().float().cpu()
             except KeyError:

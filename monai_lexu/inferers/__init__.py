@@ -13,9 +13,12 @@ from .calibrated import (
     load_coefficients,
     save_coefficients,
 )
+from .keep_heads import KeepHeadsInferer, keep_heads
 from .multihead import MCDropoutInferer, MultiHeadInferer, mc_dropout
 
 __all__ = [
+    "keep_heads",
+    "KeepHeadsInferer",
     "CalibratedEnsembleInferer",
     "MCDropoutInferer",
     "MultiHeadInferer",

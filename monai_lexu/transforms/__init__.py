@@ -41,9 +41,12 @@ from monai_lexu.transforms.distortions import (
     case_rng,
     choose_distorted,
 )
+from monai_lexu.transforms.heads import SplitHeadsd, with_split_heads
 from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
+    "with_split_heads",
+    "SplitHeadsd",
     "DistortD",
     "Distortd",
     "DistortDict",
