@@ -13,10 +13,16 @@ time per image measured side by side in this process), ``table1_fusion.{md,csv,j
 ``reproduce.json`` (timings, settings) into ``--out``. Finished runs (checkpoint and evaluation JSON present) are
 skipped, so the script can be resumed; ``--force`` redoes them.
 
+``--betas`` adds LEXU runs with other DGM weights (Table 3; ``lexu_riga_beta<b>_seed<s>``, beta 5 is the
+``lexu_riga_seed<s>`` run); ``--analyses`` evaluates every RIGA run again with ``--keep_head_maps true`` on the
+clean test set and on copies with 50 % and 100 % of its images distorted (``<work>/analyses/<run>/level<NNN>``,
+read by ``python -m monai_lexu.report``). The Jungo runs pass ``--seed`` (``--jungo-seed``) explicitly.
+
 Example::
 
     python benchmarks/reproduce_tables.py                       # everything (about 1.5 h on 2 CPU cores)
     python benchmarks/reproduce_tables.py --only riga --seeds 27  # one seed of LEXU/LE plus DE
+    python benchmarks/reproduce_tables.py --only riga --seeds 27 28 29 --betas 0 3 10 --analyses  # make report
 """
 
 from __future__ import annotations
@@ -84,6 +90,8 @@ def reproduce_riga(
     de_seeds: Sequence[int],
     force: bool,
     methods: Sequence[str] = tuple(RIGA_METHODS),
+    betas: Sequence[float] = (),
+    analyses: bool = False,
 ) -> dict:
     """Train/evaluate ``methods`` (of LEXU, LE, DE) on the RIGA-like set; write Table 2 and Fig. 3.
 
@@ -109,6 +117,22 @@ def reproduce_riga(
                 ["cpu_small.json"],
             )
             runs.setdefault(name, []).append(run_dir / "eval" / "metrics_test.json")
+    for beta in betas if "LEXU" in methods else ():  # Table 3: the DGM weight (beta 5 is the LEXU run itself)
+        for seed in seeds:
+            run_dir = work / "runs" / f"lexu_riga_beta{beta:g}_seed{seed}"
+            print(f"[riga] LEXU beta {beta:g} seed {seed}", flush=True)
+            timings[run_dir.name] = _train_and_evaluate(
+                "lexu_riga",
+                run_dir,
+                {"dataset_dir": str(data), "seed": seed, "beta": beta},
+                "metrics_test.json",
+                force,
+                ["cpu_small.json"],
+            )
+    if analyses:
+        for run_dir in sorted((work / "runs").glob("*_riga_*seed*")):
+            if (run_dir / "models" / "model.pt").is_file():
+                timings[run_dir.name + "_analyses"] = _analysis_evaluations(work, run_dir, data, force)
     runs_by_method = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
     print("[riga] measuring parameters and inference time side by side", flush=True)
     costs = bundle_inference_cost(
@@ -134,6 +158,37 @@ def reproduce_riga(
     return {"timings": timings, "costs": costs}
 
 
+def _analysis_evaluations(work: Path, run_dir: Path, data: Path, force: bool, seed: int = 0) -> dict[str, float]:
+    """Evaluate one trained run with every head's maps kept, on the clean and the 50 % / 100 % distorted test set."""
+    import shutil
+
+    from monai_lexu.report.analyses import DISTORTION_LEVELS, level_name, write_distorted_dataset
+
+    bundle = run_dir.name.split("_seed")[0].split("_beta")[0]
+    timing: dict[str, float] = {}
+    for level in DISTORTION_LEVELS:
+        out = work / "analyses" / run_dir.name / level_name(level)
+        if not force and (out / "metrics_test.json").is_file():
+            continue
+        dataset = data
+        if level > 0:
+            dataset = work / "analyses" / "data" / f"{level_name(level)}_seed{seed}"
+            write_distorted_dataset(data, dataset, level, seed)
+        over = {
+            "dataset_dir": str(dataset),
+            "ckpt_dir": str(run_dir / "models"),
+            "output_dir": str(out),
+            "keep_head_maps": True,
+        }
+        print(f"  evaluate {run_dir.name} at {level_name(level)} (per-head maps) ...", flush=True)
+        timing[level_name(level)] = _run_bundle(
+            _configs(bundle, "train.json", "evaluate.json", "cpu_small.json"), over, out.parent / f"{out.name}.log"
+        )
+        if level > 0:
+            shutil.copyfile(dataset / "distortion.json", out / "distortion.json")
+    return timing
+
+
 def _figure(work: Path, out: Path, seed: int, de_seed: int, methods: Sequence[str]) -> None:
     from monai_lexu.report import load_case_maps, plot_method_comparison
 
@@ -153,7 +208,7 @@ def _figure(work: Path, out: Path, seed: int, de_seed: int, methods: Sequence[st
     plot_method_comparison(maps, out / "fig3_methods.png", ["disc", "cup"], title=f"RIGA-like test image {case}")
 
 
-def reproduce_jungo(work: Path, out: Path, force: bool) -> dict:
+def reproduce_jungo(work: Path, out: Path, force: bool, seed: int = 27) -> dict:
     """Train/evaluate the MC-dropout U-Net for every fusion mode and image variant; write Table 1."""
     from monai_lexu.report import fusion_table, load_evaluation, write_table
 
@@ -166,7 +221,7 @@ def reproduce_jungo(work: Path, out: Path, force: bool) -> dict:
             timings[run_dir.name] = _train_and_evaluate(
                 "mcdropout_fusion_synthetic",
                 run_dir,
-                {"dataset_dir": str(data), "fusion": fusion, "image_variant": variant},
+                {"dataset_dir": str(data), "fusion": fusion, "image_variant": variant, "seed": seed},
                 "metrics_test.json",
                 force,
                 ["cpu_small.json"],
@@ -177,7 +232,8 @@ def reproduce_jungo(work: Path, out: Path, force: bool) -> dict:
     caption = (
         "Jungo et al. 2018 synthetic set, CPU recipe (cpu_small.json: 100 samples of 64x64 instead of 128x128, 80 "
         "training / 20 test; 60 epochs instead of 100), MC-dropout U-Net (16 filters, 2 poolings, p = 0.2, Adam 1e-3, "
-        "batch 8), T = 20. Mean ± std over the 20 test images; 'random' = no fusion (a random rater per sample)."
+        f"batch 8), T = 20, training seed {seed}. Mean ± std over the 20 test images; 'random' = no fusion (a random "
+        "rater per sample)."
     )
     write_table(rows, records, out, "table1_fusion", "Jungo et al. Table 1 on the synthetic set", caption)
     return {"timings": timings}
@@ -231,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--methods", nargs="+", choices=tuple(RIGA_METHODS), default=list(RIGA_METHODS), help="RIGA methods to train"
     )
+    parser.add_argument("--betas", type=float, nargs="*", default=[], help="extra LEXU DGM weights (Table 3)")
+    parser.add_argument("--analyses", action="store_true", help="per-head-map evaluations, clean and distorted")
+    parser.add_argument("--jungo-seed", type=int, default=27, help="training seed of the Jungo runs (default 27)")
     parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
     parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
     args = parser.parse_args(argv)
@@ -239,9 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     result: dict[str, object] = {"seeds": args.seeds, "de_seeds": args.de_seeds}
     if args.only in (None, "riga"):
-        result["riga"] = reproduce_riga(work, out, args.seeds, args.de_seeds, args.force, args.methods)
+        result["riga"] = reproduce_riga(
+            work, out, args.seeds, args.de_seeds, args.force, args.methods, args.betas, args.analyses
+        )
     if args.only in (None, "jungo"):
-        result["jungo"] = reproduce_jungo(work, out, args.force)
+        result["jungo"] = reproduce_jungo(work, out, args.force, args.jungo_seed)
     if args.only in (None, "cost3d"):
         result["cost3d"] = cost_hecktor(out)
     result["total_s"] = time.perf_counter() - start

@@ -14,7 +14,7 @@ import torch
 from monai_lexu.metrics.soft_dice import DEFAULT_THRESHOLDS, soft_dice
 from monai_lexu.metrics.utils import as_float_tensor
 
-__all__ = ["consecutive_head_agreement", "head_agreement", "pairwise_soft_dice"]
+__all__ = ["auroc", "consecutive_head_agreement", "head_agreement", "pairwise_soft_dice"]
 
 
 def _heads(heads: Any) -> torch.Tensor:
@@ -80,3 +80,28 @@ def consecutive_head_agreement(heads: Any, threshold: float = 0.5) -> dict[str, 
     h = _heads(heads)
     curve = soft_dice(h[1:], h[:-1], thresholds=(threshold,)).double().numpy()
     return {"curve": curve, "area": np.trapezoid(curve, dx=1.0, axis=0)}
+
+
+def auroc(scores: Any, positive: Any) -> float:
+    """Area under the ROC curve of telling positive from negative images by ``scores`` (higher = positive).
+
+    Mann-Whitney form: ``P(s_pos > s_neg) + 0.5 P(s_pos = s_neg)`` over all (positive, negative) pairs; 0.5 is
+    chance, 1 a perfect separation. NaN without a positive or a negative image; NaN scores are left out.
+
+    Args:
+        scores: ``(N,)`` image-level scores.
+        positive: ``(N,)`` booleans (e.g. "distorted").
+
+    Returns:
+        AUROC as a float.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(positive).reshape(-1).astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"scores ({s.size}) and positive ({y.size}) must have one value per image.")
+    ok = np.isfinite(s)
+    pos, neg = s[ok & y], s[ok & ~y]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    diff = pos[:, None] - neg[None]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)

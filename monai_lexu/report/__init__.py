@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .analyses import analyse_run, plot_agreement_by_level, plot_qc_curves, summarize_run, write_distorted_dataset
 from .compare import (
     TABLE1_METRICS,
     TABLE2_METRICS,
@@ -17,6 +18,7 @@ from .compare import (
 from .cv import cross_validation_summary
 from .evaluation import EvaluationSummary, evaluation_markdown, write_case_maps, write_evaluation
 from .figures import plot_case, plot_method_comparison, plot_reliability_diagram, save_figure
+from .html import build_report
 from .tables import (
     TOO_SMALL,
     finite_mean_std,
@@ -29,6 +31,12 @@ from .tables import (
 )
 
 __all__ = [
+    "analyse_run",
+    "build_report",
+    "plot_agreement_by_level",
+    "plot_qc_curves",
+    "summarize_run",
+    "write_distorted_dataset",
     "EvaluationSummary",
     "evaluation_markdown",
     "write_case_maps",

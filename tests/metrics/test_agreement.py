@@ -42,3 +42,11 @@ def test_consecutive_head_agreement_thresholds_at_half():
     assert out["area"][0] == pytest.approx(0.75, abs=1e-6)
     with pytest.raises(ValueError, match="at least 2 heads"):
         consecutive_head_agreement(h[:1])
+
+
+def test_auroc_hand_computed():
+    from monai_lexu.metrics import auroc
+
+    # positives 0.9, 0.4; negatives 0.4, 0.1: pairs (0.9>0.4, 0.9>0.1, 0.4=0.4, 0.4>0.1) -> (3 + 0.5) / 4
+    assert auroc([0.9, 0.4, 0.4, 0.1], [True, True, False, False]) == pytest.approx(0.875)
+    assert auroc([1, 2], [True, True]) != auroc([1, 2], [True, True])  # NaN without a negative

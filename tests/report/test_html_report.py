@@ -1,0 +1,124 @@
+"""The one-page report: every table present, every figure embedded as a PNG, parsed from the written HTML."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monai_lexu.report.__main__ import main
+from monai_lexu.report.analyses import level_name
+from monai_lexu.report.html import build_report, ordering_table
+
+STRUCTURES = ("disc", "cup")
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[str] = []
+        self.images: list[str] = []
+        self.figures: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append(a.get("id", ""))
+        if tag == "figure":
+            self.figures.append(a.get("id", ""))
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        for key in ("src", "href"):
+            if a.get(key) and not (a[key].startswith("data:") or a[key].startswith("#")):
+                self.external.append(a[key])
+
+
+def _evaluation(rng: np.random.Generator) -> dict:
+    mean = {s: {m: float(rng.uniform(0.1, 0.9)) for m in ("SR", "DC", "NCC", "soft_dice", "NLL")} for s in STRUCTURES}
+    return {"num_images": 6, "mean": mean, "std": mean, "per_image": {}}
+
+
+def _maps(folder: Path, rng: np.random.Generator, level: float, heads_noise: float) -> None:
+    maps = folder / "metrics_test_maps"
+    maps.mkdir(parents=True)
+    for i in range(6):
+        raters = np.zeros((3, 2, 16, 16), np.float32)
+        for r in range(3):
+            raters[r, 0, 3 : 12 + r, 3:12] = 1
+            raters[r, 1, 5 : 8 + r + i % 3, 5:9] = 1
+        soft = raters.mean(0)
+        heads = np.clip(soft[None] + heads_noise * (1 + level) * rng.normal(size=(4, 2, 16, 16)), 0, 1)
+        prob = heads.mean(0)
+        np.savez_compressed(
+            maps / f"case{i}.npz", prob=prob, unc=heads.var(0, ddof=1), soft_label=soft, rater_var=raters.var(0),
+            raters=raters, heads=heads, image=np.zeros((3, 16, 16), np.float32), id=f"case{i}", slice=-1,
+        )  # fmt: skip
+    (folder / "metrics_test.json").write_text("{}")
+    if level > 0:
+        ids = [f"case{i}" for i in range(6)][: int(round(6 * level))]
+        (folder / "distortion.json").write_text(json.dumps({"fraction": level, "distorted": ids}))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("work")
+    rng = np.random.default_rng(0)
+    for name, noise in (("lexu_riga_seed1", 0.1), ("lexu_riga_seed2", 0.1), ("layer_ensemble_riga_seed1", 0.2),
+                        ("deep_ensemble_riga_seed1", 0.05), ("lexu_riga_beta0_seed1", 0.1)):  # fmt: skip
+        ev = root / "runs" / name / "eval"
+        ev.mkdir(parents=True)
+        (ev / "metrics_test.json").write_text(json.dumps(_evaluation(rng)))
+        (root / "runs" / name / "train.log").write_text(
+            "2026-11-30 10:00:00,000 - start\n2026-11-30 10:05:30,000 - done --seed 1\n"
+        )
+        if "beta" not in name:
+            for level in (0.0, 0.5, 1.0):
+                _maps(root / "analyses" / name / level_name(level), rng, level, noise)
+    return root
+
+
+def test_html_report_has_every_table_and_embedded_figure(work: Path, tmp_path: Path) -> None:
+    result = build_report(work, tmp_path / "out")
+    page = _Collect()
+    page.feed(result["html"].read_text())
+    expected_tables = {"table2-riga", "table3-ours", "table3-order", "qc-dauc", "agreement-levels", "ood-auroc", "ged",
+                       "table2-hecktor-paper", "machine", "runs", "configs"}  # fmt: skip
+    assert expected_tables <= set(page.tables), set(page.tables)
+    assert set(result["tables"]) == set(page.tables)
+    assert page.figures == result["figures"] == ["fig2a-qc", "fig2c-agreement", "fig2c-variance"]
+    assert len(page.images) == 3 and not page.external
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        png = base64.b64decode(src.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    md = result["markdown"].read_text()
+    assert "| SR cup |" in md and "figures/fig2a-qc.png" in md
+    assert (tmp_path / "out" / "figures" / "fig2a-qc.png").is_file()
+    # the analyses behind the tables: 3 methods, the LEXU row over its 2 seeds, agreement falls with the noise
+    summary = result["summary"]
+    assert set(summary) == {"LEXU", "LE", "DE"} and set(summary["LEXU"]) == {"1", "2"}
+    agree = summary["LE"]["1"]["cup"]["agreement"]
+    assert agree["0.0"]["agree_mean"]["mean"] > agree["1.0"]["agree_mean"]["mean"]
+    assert summary["LE"]["1"]["cup"]["auroc"]["1 - agreement"] > 0.5
+
+
+def test_ordering_table_says_whether_the_paper_order_holds() -> None:
+    paper = {"A": {"x": 0.9, "nll": 0.1}, "B": {"x": 0.5, "nll": 0.2}}
+    ours = {"A": {"x": 0.4, "nll": 0.1}, "B": {"x": 0.6, "nll": 0.3}}
+    rows = ordering_table(ours, paper, ["x", "nll"], lambda c: c != "nll")
+    assert rows[0]["paper order (best first)"] == "A > B" and rows[0]["paper order holds"] == "no (ours: B > A)"
+    assert rows[1]["paper order holds"] == "yes"
+
+
+def test_cli_exit_codes(work: Path, tmp_path: Path, capsys) -> None:
+    assert main(["--work", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert main(["--work", str(work), "--out", str(tmp_path / "o")]) == 0
+    assert "tables, 3 figures" in capsys.readouterr().out and (tmp_path / "o" / "report.html").is_file()
+    with pytest.raises(SystemExit) as e:
+        main(["--bogus"])
+    assert e.value.code == 2
