@@ -11,7 +11,7 @@ HECKTOR_CPU := $(HECKTOR)/cpu_small.json
 PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 DOCS_PYTEST_ARGS ?= -n 2 --dist load --durations=10
 
-.PHONY: install quickstart quickstart-riga hecktor-cv test test-docs lint format bundles zoo-check
+.PHONY: install quickstart quickstart-riga hecktor-cv test test-docs lint format bundles zoo-check report
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH)"
@@ -34,6 +34,13 @@ hecktor-cv: install
 		$(PYTHON) -m monai.bundle run --config_file "['$(HECKTOR)/train.json','$(HECKTOR)/evaluate.json','$(HECKTOR_CPU)']" \
 			--fold $$fold || exit 1; \
 	done
+
+# the CPU-sized reproduction end to end (resumable: finished runs are skipped) and one report of every method:
+# LEXU/LE seeds 27-29, DE seed 27, beta sweep 0/3/10 x seeds 27-28, per-head-map evaluations clean and distorted,
+# Jungo Table 1 (seed 27) -> benchmarks/results/report/report.html (+ .md). Many hours on 2 CPU cores.
+report: install
+	$(PYTHON) benchmarks/reproduce_tables.py --seeds 27 28 29 --betas 0 3 10 --beta-seeds 27 28 --analyses
+	$(PYTHON) -m monai_lexu.report --work benchmarks/work --out benchmarks/results/report
 
 # regenerate the family bundles from bundles/_base/<dataset>/ + bundles/<name>/family.json (commit the result)
 bundles:

@@ -22,7 +22,7 @@ Example::
 
     python benchmarks/reproduce_tables.py                       # everything (about 1.5 h on 2 CPU cores)
     python benchmarks/reproduce_tables.py --only riga --seeds 27  # one seed of LEXU/LE plus DE
-    python benchmarks/reproduce_tables.py --only riga --seeds 27 28 29 --betas 0 3 10 --analyses  # make report
+    python benchmarks/reproduce_tables.py --seeds 27 28 29 --betas 0 3 10 --beta-seeds 27 28 --analyses  # make report
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def reproduce_riga(
     methods: Sequence[str] = tuple(RIGA_METHODS),
     betas: Sequence[float] = (),
     analyses: bool = False,
+    beta_seeds: Sequence[int] | None = None,
 ) -> dict:
     """Train/evaluate ``methods`` (of LEXU, LE, DE) on the RIGA-like set; write Table 2 and Fig. 3.
 
@@ -118,7 +119,7 @@ def reproduce_riga(
             )
             runs.setdefault(name, []).append(run_dir / "eval" / "metrics_test.json")
     for beta in betas if "LEXU" in methods else ():  # Table 3: the DGM weight (beta 5 is the LEXU run itself)
-        for seed in seeds:
+        for seed in seeds if beta_seeds is None else beta_seeds:
             run_dir = work / "runs" / f"lexu_riga_beta{beta:g}_seed{seed}"
             print(f"[riga] LEXU beta {beta:g} seed {seed}", flush=True)
             timings[run_dir.name] = _train_and_evaluate(
@@ -288,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--methods", nargs="+", choices=tuple(RIGA_METHODS), default=list(RIGA_METHODS), help="RIGA methods to train"
     )
     parser.add_argument("--betas", type=float, nargs="*", default=[], help="extra LEXU DGM weights (Table 3)")
+    parser.add_argument(
+        "--beta-seeds", type=int, nargs="+", default=None, help="seeds of the beta runs (default --seeds)"
+    )
     parser.add_argument("--analyses", action="store_true", help="per-head-map evaluations, clean and distorted")
     parser.add_argument("--jungo-seed", type=int, default=27, help="training seed of the Jungo runs (default 27)")
     parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
@@ -299,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, object] = {"seeds": args.seeds, "de_seeds": args.de_seeds}
     if args.only in (None, "riga"):
         result["riga"] = reproduce_riga(
-            work, out, args.seeds, args.de_seeds, args.force, args.methods, args.betas, args.analyses
+            work, out, args.seeds, args.de_seeds, args.force, args.methods, args.betas, args.analyses, args.beta_seeds
         )
     if args.only in (None, "jungo"):
         result["jungo"] = reproduce_jungo(work, out, args.force, args.jungo_seed)
