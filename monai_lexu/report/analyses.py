@@ -298,11 +298,12 @@ def plot_qc_curves(
             x, y, y_ideal = (np.asarray(a) for a in summary[s]["curves"][score])
             d = summary[s]["d_auc"][score]
             c = colors[i % len(colors)]
-            ax.plot(x, y, color=c, label=f"{method} (d-AUC {d:.3f})" if np.isfinite(d) else f"{method} (no poor)")
+            n_poor = summary[s]["n_poor"]
+            label = f"{method} (d-AUC {d:.3f}, {n_poor} poor)" if np.isfinite(d) else f"{method} (no poor image)"
+            ax.plot(x, y, color=c, label=label)
             ax.plot(x, y_ideal, color=c, linestyle="--", linewidth=1)
-        n_poor = next((v[s]["n_poor"] for v in summaries.values() if s in v), 0)
         n = next((v[s]["n"] for v in summaries.values() if s in v), 0)
-        ax.set_title(f"{s}: poor = Dice < {POOR_DICE_THRESHOLDS.get(s, float('nan')):.2f} ({n_poor} of {n})")
+        ax.set_title(f"{s}: poor = Dice < {POOR_DICE_THRESHOLDS.get(s, float('nan')):.2f} ({n} images)")
         ax.set_xlabel("fraction of images referred (by decreasing " + score + ")")
         ax.set_ylabel("fraction of poor segmentations remaining")
         ax.set_xlim(0, 1)
