@@ -6,7 +6,13 @@ Functional cores (one definition each, documented in their docstrings) and MONAI
 
 from __future__ import annotations
 
-from monai_lexu.metrics.agreement import auroc, consecutive_head_agreement, head_agreement, pairwise_soft_dice
+from monai_lexu.metrics.agreement import (
+    HeadAgreementMetric,
+    auroc,
+    consecutive_head_agreement,
+    head_agreement,
+    pairwise_soft_dice,
+)
 from monai_lexu.metrics.band_core import BAND_CORE_TOLERANCE, BandCoreRatioMetric, band_core_ratio
 from monai_lexu.metrics.calibration import (
     CalibrationMetric,
@@ -61,6 +67,7 @@ from monai_lexu.metrics.utils import (
 )
 
 __all__ = [
+    "HeadAgreementMetric",
     "POOR_DICE_THRESHOLDS",
     "QCCurve",
     "auroc",

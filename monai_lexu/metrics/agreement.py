@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from monai_lexu.metrics.soft_dice import DEFAULT_THRESHOLDS, soft_dice
-from monai_lexu.metrics.utils import as_float_tensor
+from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor
 
-__all__ = ["auroc", "consecutive_head_agreement", "head_agreement", "pairwise_soft_dice"]
+__all__ = ["HeadAgreementMetric", "auroc", "consecutive_head_agreement", "head_agreement", "pairwise_soft_dice"]
 
 
 def _heads(heads: Any) -> torch.Tensor:
@@ -105,3 +105,28 @@ def auroc(scores: Any, positive: Any) -> float:
         return float("nan")
     diff = pos[:, None] - neg[None]
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+class HeadAgreementMetric(PerImageMetric):
+    """Cumulative head agreement: per image the mean (or variance) of the pairwise soft Dice between its heads.
+
+    ``y_pred`` is the heads' probability maps ``(B, K, L, *S)`` (e.g. the ``heads`` kept by the evaluation's
+    ``keep_head_maps``); ``y`` is not used. ``aggregate()`` gives the mean over images per structure.
+
+    Args:
+        statistic: ``"mean"`` (agreement) or ``"var"`` (the reference notebook's score), see :func:`head_agreement`.
+        thresholds: thresholds of the soft Dice.
+    """
+
+    def __init__(self, statistic: str = "mean", thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS, **kwargs: Any):
+        super().__init__(**kwargs)
+        if statistic not in ("mean", "var"):
+            raise ValueError(f"statistic must be 'mean' or 'var', got {statistic!r}.")
+        self.statistic, self.thresholds = statistic, tuple(thresholds)
+
+    def _compute_tensor(  # type: ignore[override]
+        self, y_pred: torch.Tensor, y: torch.Tensor | None = None, **kwargs: Any
+    ) -> torch.Tensor:
+        """(B, K, L, *S) -> (B, L)."""
+        rows = [torch.as_tensor(head_agreement(h, self.thresholds)[self.statistic]) for h in y_pred]
+        return torch.stack(rows).float()

@@ -50,3 +50,18 @@ def test_auroc_hand_computed():
     # positives 0.9, 0.4; negatives 0.4, 0.1: pairs (0.9>0.4, 0.9>0.1, 0.4=0.4, 0.4>0.1) -> (3 + 0.5) / 4
     assert auroc([0.9, 0.4, 0.4, 0.1], [True, True, False, False]) == pytest.approx(0.875)
     assert auroc([1, 2], [True, True]) != auroc([1, 2], [True, True])  # NaN without a negative
+
+
+def test_head_agreement_metric_cumulates_images():
+    import torch
+
+    from monai_lexu.metrics import HeadAgreementMetric
+
+    metric = HeadAgreementMetric()
+    batch = torch.as_tensor(np.stack([_heads(), np.repeat(_heads()[:1], 3, axis=0)]))  # (2, K=3, L=1, 1, 4)
+    metric(batch)
+    metric(batch[:1])
+    np.testing.assert_allclose(metric.get_buffer()[:, 0].numpy(), [2.2 / 3, 1.0, 2.2 / 3], rtol=1e-6)
+    assert metric.aggregate()[0].item() == pytest.approx((2.2 / 3 * 2 + 1) / 3, abs=1e-6)
+    with pytest.raises(ValueError, match="statistic"):
+        HeadAgreementMetric("max")
