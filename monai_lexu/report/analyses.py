@@ -78,7 +78,7 @@ def write_distorted_dataset(
     fraction: float,
     seed: int = 0,
     section: str = "test",
-    distortion: str = "fundus",
+    distortion: str | Any = "fundus",
 ) -> dict[str, Any]:
     """Copy a 2D data set (``datalist.json`` + PNG images) with ``fraction`` of its ``section`` images distorted.
 
@@ -93,7 +93,8 @@ def write_distorted_dataset(
         fraction: fraction of the ``section`` images to distort.
         seed: seed of the choice and of the distortions.
         section: datalist section whose images are distorted.
-        distortion: ``"fundus"`` (RGB on 0-255).
+        distortion: ``"fundus"`` (RGB on 0-255) or a :class:`monai_lexu.transforms.FundusDistortion` (e.g. one
+            corruption alone); its parameters are recorded.
 
     Returns:
         The contents of ``distortion.json``.
@@ -108,7 +109,9 @@ def write_distorted_dataset(
     if not cases:
         raise ValueError(f"{src / 'datalist.json'} has no {section!r} images.")
     selected = choose_distorted([c["id"] for c in cases], fraction, seed)
-    info = {"fraction": fraction, "seed": seed, "section": section, "distortion": distortion, "distorted": selected}
+    kind = distortion if isinstance(distortion, str) else {type(distortion).__name__: vars(distortion)}
+    info = {"fraction": fraction, "seed": seed, "section": section, "distortion": kind, "distorted": selected}
+    info = json.loads(json.dumps(info))  # tuples -> lists, as read back from the file
     marker = out / "distortion.json"
     if marker.is_file() and json.loads(marker.read_text()) == info:
         return info
