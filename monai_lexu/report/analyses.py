@@ -8,7 +8,8 @@ per (image, structure, level) with
 - ``dice``: Dice of ``prob >= 0.5`` against the soft-majority label (:func:`monai_lexu.metrics.qc_dice`),
   ``poor``: below the structure's threshold (:data:`monai_lexu.metrics.POOR_DICE_THRESHOLDS`);
 - ``unc_sum``: the sum of the uncertainty map (the quality-control score), ``est_dice``: the Dice estimated from
-  the probability map (:func:`monai_lexu.metrics.estimated_dice`, the second score; referred lowest first);
+  the probability map (:func:`monai_lexu.metrics.estimated_dice`, the second score; referred lowest first),
+  ``pred_frac``: the fraction of the image predicted as the structure;
 - ``agree_mean`` / ``agree_var``: mean / variance of the pairwise soft Dice between the heads
   (:func:`monai_lexu.metrics.head_agreement`), ``aula``: area under the consecutive-head agreement curve at 0.5;
 - ``ged``: :func:`monai_lexu.metrics.generalized_energy_distance` between the heads (>= 0.5) and the raters;
@@ -161,6 +162,7 @@ def _image_records(maps: Mapping[str, Any], structures: Sequence[str], threshold
                 "dice": float(dice[li]),
                 "poor": bool(poor[li]),
                 "unc_sum": float(unc[li].sum()),
+                "pred_frac": float((prob[li] >= 0.5).mean()),
                 "est_dice": float(est[li]),
                 "agree_mean": float(agree["mean"][li]) if agree else float("nan"),
                 "agree_var": float(agree["var"][li]) if agree else float("nan"),
@@ -248,7 +250,8 @@ def summarize_run(records: Sequence[Mapping[str, Any]], structures: Sequence[str
         for level in sorted({r["level"] for r in rs}):
             at = [r for r in rs if r["level"] == level]
             summary["agreement"][str(level)] = {
-                field: _quartiles([r[field] for r in at]) for field in ("agree_mean", "agree_var", "aula", "unc_sum")
+                field: _quartiles([r[field] for r in at])
+                for field in ("agree_mean", "agree_var", "aula", "unc_sum", "pred_frac", "dice")
             }
         full = [r for r in rs if r["level"] == 1.0]
         half = [r for r in rs if r["level"] == 0.5]

@@ -79,6 +79,7 @@ def work(tmp_path_factory) -> Path:
         if "beta" not in name:
             for level in (0.0, 0.5, 1.0):
                 _maps(root / "analyses" / name / level_name(level), rng, level, noise)
+    _maps(root / "analyses_diag" / "lexu_riga_seed1" / "only_noise", rng, 1.0, 0.1)
     return root
 
 
@@ -87,7 +88,7 @@ def test_html_report_has_every_table_and_embedded_figure(work: Path, tmp_path: P
     page = _Collect()
     page.feed(result["html"].read_text())
     expected_tables = {"table2-riga", "table3-ours", "table3-order", "qc-dauc", "agreement-levels", "ood-auroc", "ged",
-                       "table2-hecktor-paper", "machine", "runs", "configs"}  # fmt: skip
+                       "table2-hecktor-paper", "machine", "runs", "configs", "diag-corruptions"}  # fmt: skip
     assert expected_tables <= set(page.tables), set(page.tables)
     assert set(result["tables"]) == set(page.tables)
     assert page.figures == result["figures"] == ["fig2a-qc", "fig2c-agreement", "fig2c-variance"]
