@@ -131,7 +131,7 @@ def reproduce_riga(
                 ["cpu_small.json"],
             )
     if analyses:
-        for run_dir in sorted((work / "runs").glob("*_riga_*seed*")):
+        for run_dir in sorted((work / "runs").glob("*_riga_seed*")):  # Table 2's runs (not the beta sweep)
             if (run_dir / "models" / "model.pt").is_file():
                 timings[run_dir.name + "_analyses"] = _analysis_evaluations(work, run_dir, data, force)
     runs_by_method = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
