@@ -6,6 +6,7 @@
 - :mod:`~monai_lexu.interactive.targets`: the clinician's target (a random subset of raters, fused, binarised).
 - :mod:`~monai_lexu.interactive.loop`: the interaction loop (Dice after k interactions) and the three-stage
   training step.
+- :mod:`~monai_lexu.interactive.evaluation`: Dice after k, Table 1, Table 3 (NoC), Table 4 and the case figure.
 
 Dice after k and the number of clicks (NoC) are in :mod:`monai_lexu.metrics.interaction`.
 """
@@ -20,6 +21,12 @@ from monai_lexu.interactive.clicks import (
     disagreement_click,
     last_wrong_click,
     random_select_click,
+)
+from monai_lexu.interactive.evaluation import (
+    evaluate_interactive,
+    interactive_report_markdown,
+    plot_interaction_case,
+    run_interactive_evaluation,
 )
 from monai_lexu.interactive.loop import (
     ABLATIONS,
@@ -39,11 +46,15 @@ __all__ = [
     "candidate_click",
     "clicks_to_tensors",
     "disagreement_click",
+    "evaluate_interactive",
+    "interactive_report_markdown",
     "kmeans_candidates",
     "last_wrong_click",
     "meduhip_train_step",
+    "plot_interaction_case",
     "random_select_click",
     "rater_subset_target",
     "run_interaction",
+    "run_interactive_evaluation",
     "select_candidate",
 ]
