@@ -75,6 +75,7 @@ __all__ = [
     "LexuInferTask",
     "LexuTrainTask",
     "LexuUncertaintyScoring",
+    "MedUHIPInferTask",
     "MostUncertain",
     "RefusedRequest",
     "SafeLocalDatastore",
@@ -125,6 +126,15 @@ def _bundle_dimension(path: str | os.PathLike) -> int:
     metadata = json.loads((Path(path) / "configs" / "metadata.json").read_text())
     spec = next(iter(metadata["network_data_format"]["inputs"].values()))
     return len(spec.get("spatial_shape") or [0, 0, 0])
+
+
+def _is_meduhip(path: str | os.PathLike) -> bool:
+    """Whether the bundle's network is MedUHIP's (served as an interactive model)."""
+    try:
+        config = json.loads((Path(path) / "configs" / "inference.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return str(config.get("network_def", {}).get("_target_", "")).endswith("MedUHIPNet")
 
 
 def _image_kind(path_or_id: str) -> int:
@@ -363,6 +373,78 @@ class LexuInferTask(BundleInferTask):
                 files[map_tag(kind, structure)] = path
         result["_map_files"] = files
         return label_path, result
+
+
+def _click_list(value: Any) -> list[list[float]]:
+    """A request's ``foreground``/``background`` points: a list of ``[i0, i1]`` (or a JSON string of it)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    points = [list(p) for p in (value or [])]
+    if any(len(p) < 2 for p in points):
+        raise RefusedRequest(400, f"clicks must be [i0, i1] points of the image, got {points}")
+    return [[float(p[0]), float(p[1])] for p in points]
+
+
+class MedUHIPInferTask(LexuInferTask):
+    """Interactive model for a MedUHIP bundle (``meduhip_riga``): MONAI Label's click prompt drives the network.
+
+    The request's ``foreground`` and ``background`` points (MONAI Label's DeepEdit-style parameters; each
+    ``[i0, i1]``, an index of the image as MONAI loads it, i.e. the spatial axes of the stored file as MONAI's
+    readers order them) are scaled to the network's input grid and given as prompt (foreground first). The answer is
+    the refined mask ``P_soft`` (more than half of the ``N`` sample masks, Eq. 2) as the label map, the vote fraction
+    and its variance ``f (1 - f)`` as the probability and uncertainty maps (the ``N``-sample uncertainty), the
+    per-structure summary of the other models and ``result["clicks"]``: how many points of each kind were used.
+    The sampling space adapts through the Mean-Variance Network (it reads the clicks); the mixture weights stay
+    uniform, since a plain click request selects no candidate region (ours).
+    """
+
+    def __init__(self, path: str, conf: dict[str, str], override_files: Sequence[str] = (), **kwargs: Any) -> None:
+        from monailabel.interfaces.tasks.infer_v2 import InferType
+
+        super().__init__(path, conf, override_files, **kwargs)
+        self.type = InferType.DEEPEDIT
+        self.description = "MedUHIP: clicks refine the cup mask; N-sample uncertainty"
+
+    def info(self) -> dict[str, Any]:
+        i = super().info()
+        i["interactive"] = "foreground/background points [i0, i1] of the image as MONAI loads it"
+        return i
+
+    def inferer(self, data: Any = None) -> Any:
+        from monai_lexu.engines.meduhip import MedUHIPInferer
+
+        fg = _click_list((data or {}).get("foreground"))
+        bg = _click_list((data or {}).get("background"))
+        self._clicks = {"foreground": len(fg), "background": len(bg)}
+        if not fg and not bg:
+            return MedUHIPInferer()
+        image = data["image"]
+        grid = [int(s) for s in image.shape[1:]]
+        meta = getattr(image, "meta", {}) or {}
+        original = [int(s) for s in np.asarray(meta.get("spatial_shape", grid)).tolist()]
+        points = []
+        for p in fg + bg:
+            if not all(0 <= p[a] < original[a] for a in range(2)):
+                raise RefusedRequest(400, f"{self.name}: click {p} is outside the image of size {original}")
+            points.append([(p[a] + 0.5) * grid[a] / original[a] - 0.5 for a in range(2)])
+        labels = [1.0] * len(fg) + [0.0] * len(bg)
+        return MedUHIPInferer(torch.tensor([points], dtype=torch.float32), torch.tensor([labels]))
+
+    def _result(self, data: dict[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        for key in ("prob", "unc"):  # the bundle drops the single structure's channel for its NIfTI writer
+            if d[key].ndim == self.dimension:
+                d[key] = d[key][None]
+        prob = d["prob"]
+        d["label_map"] = (torch.as_tensor(prob) > 0.5).to(torch.uint8) * int(self.label_values[0])
+        out = super()._result(d)
+        out["result"]["clicks"] = dict(getattr(self, "_clicks", {"foreground": 0, "background": 0}))
+        out["result"]["definitions"] = (
+            "label map: P_soft, more than half of the N sample masks (MedUHIP Eq. 2); probability: the fraction of the"
+            " N masks; uncertainty: its variance f(1-f); uncertainty_sum/mean over the image; see "
+            "monai_lexu.label.summary"
+        )
+        return out
 
 
 class LexuTrainTask(BundleTrainTask):
@@ -618,7 +700,8 @@ class LexuApp(MONAILabelApp):
         infers = {}
         for name in self.model_names:
             path, overrides = self._bundle(name)
-            task = LexuInferTask(path, self.conf, overrides)
+            task_class = MedUHIPInferTask if _is_meduhip(path) else LexuInferTask
+            task = task_class(path, self.conf, overrides)
             if task.is_valid():
                 infers[name] = task
             else:
