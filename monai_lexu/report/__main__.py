@@ -7,12 +7,14 @@ per-head-map analyses) and writes ``report.html`` (self-contained, figures embed
 Examples::
 
     python -m monai_lexu.report --work benchmarks/work --out benchmarks/results/report
+    python -m monai_lexu.report --method "CE=bundles/calibrated_ensemble_riga/eval/metrics_test.json"
     make report    # trains and evaluates what is missing (CPU recipes), then writes the report
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,14 +36,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/work"), help="reproduction work folder")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/report"), help="output folder")
     parser.add_argument("--title", default="monai-lexu: reproduction and analyses", help="page title")
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=GLOB",
+        help="another method's evaluation JSON(s) on the same RIGA-like test set, added to Table 2 (repeatable)",
+    )
     args = parser.parse_args(argv)
+    extra = {}
+    for item in args.method:
+        name, sep, pattern = item.partition("=")
+        paths = sorted(glob.glob(pattern))
+        if not sep or not name or not paths:
+            print(f"error: --method {item!r}: expected NAME=GLOB matching evaluation JSON files", file=sys.stderr)
+            return 1
+        extra[name] = paths
     if not (args.work / "runs").is_dir():
         print(f"error: {args.work / 'runs'} does not exist (run benchmarks/reproduce_tables.py first)", file=sys.stderr)
         return 1
     from monai_lexu.report.html import build_report
 
     try:
-        result = build_report(args.work, args.out, args.title)
+        result = build_report(args.work, args.out, args.title, extra)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

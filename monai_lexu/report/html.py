@@ -247,7 +247,7 @@ def ordering_table(
         row: dict[str, Any] = {"column": col}
         for m in paper:
             row[f"paper {m}"] = paper[m].get(col, float("nan"))
-        for m in methods:
+        for m in [*methods, *(m for m in ours if m not in paper)]:  # methods the paper lacks: shown, not ordered
             row[f"ours {m}"] = (ours_text or {}).get(m, {}).get(col) or ours[m].get(col, float("nan"))
         common = [
             m for m in methods if np.isfinite(paper[m].get(col, np.nan)) and np.isfinite(ours[m].get(col, np.nan))
@@ -281,7 +281,9 @@ def _hib(col: str) -> bool:
     return _HIGHER_IS_BETTER.get(col.split(" ")[0], True)
 
 
-def _table2_section(work: Path, runs: Sequence[Mapping[str, Any]]) -> Section:
+def _table2_section(
+    work: Path, runs: Sequence[Mapping[str, Any]], extra: Mapping[str, Sequence[Path]] | None = None
+) -> Section:
     sec = Section("LEXU Table 2 on the RIGA-like set (LEXU, LE, DE)")
     structures = ["disc", "cup"]
     ours, text, seeds = {}, {}, {}
@@ -290,6 +292,11 @@ def _table2_section(work: Path, runs: Sequence[Mapping[str, Any]]) -> Section:
         if rr:
             ours[method], text[method] = _method_values(rr, structures)
             seeds[method] = [r["seed"] for r in rr]
+    for method, paths in (extra or {}).items():  # other methods' evaluations (e.g. calibrated ensembles)
+        rr = [{"eval": json.loads(Path(p).read_text())} for p in paths]
+        if rr:
+            ours[method], text[method] = _method_values(rr, structures)
+            sec.paragraphs.append(f"{method}: {len(rr)} evaluation(s): " + ", ".join(str(p) for p in paths) + ".")
     if not ours:
         sec.paragraphs.append(f"No RIGA run found under {work / 'runs'}: not run.")
         return sec
@@ -660,8 +667,16 @@ def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Pat
     return sec
 
 
-def build_report(work: str | Path, out: str | Path, title: str = "monai-lexu: reproduction and analyses") -> dict:
+def build_report(
+    work: str | Path,
+    out: str | Path,
+    title: str = "monai-lexu: reproduction and analyses",
+    extra_methods: Mapping[str, Sequence[str | Path]] | None = None,
+) -> dict:
     """Read the work folder, write ``report.html``, ``report.md``, ``figures/*.png`` and ``report.json`` in ``out``.
+
+    ``extra_methods`` (name -> evaluation JSONs on the same RIGA-like test set) adds methods the paper lacks to
+    Table 2 (shown beside the others, left out of the ordering check).
 
     Returns:
         ``{"html": path, "markdown": path, "tables": [ids], "figures": [ids], "summary": {...}}``.
@@ -669,7 +684,8 @@ def build_report(work: str | Path, out: str | Path, title: str = "monai-lexu: re
     work, out = Path(work), Path(out)
     repo = Path(__file__).resolve().parents[2]
     runs = _runs(work)
-    sections = [_table2_section(work, runs), _table3_section(runs)]
+    extra = {m: [Path(p) for p in paths] for m, paths in (extra_methods or {}).items()}
+    sections = [_table2_section(work, runs, extra), _table3_section(runs)]
     analyses, results = _analyses_sections(work, runs)
     diagnostic = _diagnostic_section(work)
     sections += analyses + ([diagnostic] if diagnostic else [])

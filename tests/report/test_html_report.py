@@ -119,6 +119,10 @@ def test_ordering_table_says_whether_the_paper_order_holds() -> None:
 def test_cli_exit_codes(work: Path, tmp_path: Path, capsys) -> None:
     assert main(["--work", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert main(["--work", str(work), "--out", str(tmp_path / "o")]) == 0
+    extra = str(work / "runs" / "lexu_riga_seed2" / "eval" / "metrics_test.json")
+    assert main(["--work", str(work), "--out", str(tmp_path / "o"), "--method", "CE=" + extra]) == 0
+    assert "ours CE" in (tmp_path / "o" / "report.md").read_text()
+    assert main(["--work", str(work), "--out", str(tmp_path / "o"), "--method", "CE"]) == 1
     assert "tables, 3 figures" in capsys.readouterr().out and (tmp_path / "o" / "report.html").is_file()
     with pytest.raises(SystemExit) as e:
         main(["--bogus"])
