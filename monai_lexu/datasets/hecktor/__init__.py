@@ -70,8 +70,10 @@ _EXPORTS: dict[str, str] = {
     "HecktorNormalized": "transforms",
     "PETNormalize": "transforms",
     "PETNormalized": "transforms",
+    "hecktor_box_preprocess": "transforms",
     "hecktor_neck_box": "transforms",
     "hecktor_preprocessing": "transforms",
+    "resample_region": "transforms",
     # slices
     "ensure_axial_slices": "slices",
     "extract_axial_slices": "slices",

@@ -20,7 +20,9 @@ Output of :func:`convert_hecktor` (``out_dir``)::
 
 Pre-processing: the spatial part of :func:`~monai_lexu.datasets.hecktor.transforms.hecktor_preprocessing` with the
 recipe's ``spacing`` and ``box_mm`` (RAS, CT and masks resampled (bilinear / nearest), PET onto the CT grid, MONAI's
-head-and-neck crop); the intensities are stored raw (HU, SUV) and normalised at training and inference time with the
+head-and-neck crop), computed by :func:`~monai_lexu.datasets.hecktor.transforms.hecktor_box_preprocess`, which
+resamples only the crop box (same output up to floating-point rounding; ``resample="whole"`` runs the chain); the
+intensities are stored raw (HU, SUV) and normalised at training and inference time with the
 recipe's ``ct_window`` / ``pet_mode`` (:mod:`~monai_lexu.datasets.hecktor.recipe`).
 
 Choices (the lead may quote these):
@@ -147,7 +149,11 @@ def _tmp(path: Path) -> Path:
 
 
 def _process_case(case: HecktorCase, pipeline: Any, paths: dict[str, Path]) -> None:
-    """Run the pre-processing on one case and write its files (temporary names, renamed at the end)."""
+    """Run the pre-processing on one case and write its files (temporary names, renamed at the end).
+
+    ``pipeline`` maps ``{"ct", "pet", "rater_<i>": file}`` to the processed volumes (``hecktor_preprocessing``'s
+    ``Compose`` or a ``functools.partial`` of ``hecktor_box_preprocess``).
+    """
     import nibabel as nib
 
     rater_keys = [f"rater_{i}" for i in range(len(case.raters))]
@@ -320,6 +326,7 @@ def convert_hecktor(
     device: str | None = None,
     overwrite: bool = False,
     affine_tol: float = 1e-3,
+    resample: str = "box",
 ) -> Path:
     """Convert a layout-A HECKTOR folder (real, DICOM-imported or synthetic) to processed NIfTI + a datalist.
 
@@ -337,6 +344,11 @@ def convert_hecktor(
         device: device of the pre-processing (``"cuda"``, ``"cpu"``; ``None``: CPU).
         overwrite: re-convert cases whose outputs exist.
         affine_tol: tolerance of the rater-mask / CT affine comparison.
+        resample: ``"box"`` (default): resample only the head-and-neck box
+            (:func:`~monai_lexu.datasets.hecktor.transforms.hecktor_box_preprocess`); ``"whole"``: resample the whole
+            volumes, then crop (:func:`~monai_lexu.datasets.hecktor.transforms.hecktor_preprocessing`, the reference;
+            on a 512 x 512 x 150 CT about 8 GiB and several times the CPU time, see
+            ``benchmarks/bench_hecktor_convert.py``). Both give the same files up to floating-point rounding.
 
     Returns:
         the path of ``out_dir/datalist.json``.
@@ -351,13 +363,17 @@ def convert_hecktor(
             converted (the errors are in ``errors.json``).
         TypeError: if ``recipe`` is not a :class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe`.
     """
+    import functools
+
     from tqdm import tqdm
 
-    from monai_lexu.datasets.hecktor.transforms import hecktor_preprocessing
+    from monai_lexu.datasets.hecktor.transforms import hecktor_box_preprocess, hecktor_preprocessing
 
     recipe = default_recipe() if recipe is None else recipe
     if not isinstance(recipe, HecktorRecipe):
         raise TypeError(f"convert_hecktor: recipe must be a HecktorRecipe, got {type(recipe).__name__}.")
+    if resample not in ("box", "whole"):
+        raise ValueError(f"convert_hecktor: resample must be 'box' or 'whole', got {resample!r}.")
     root = Path(root).resolve()
     out_dir = Path(out_dir).resolve()
     check_writable_dir(out_dir, "convert_hecktor: output folder")
@@ -419,7 +435,11 @@ def convert_hecktor(
         try:
             check_hecktor_case(case, affine_tol=affine_tol)
             n = len(case.raters)
-            if n not in pipelines:
+            if n not in pipelines and resample == "box":
+                pipelines[n] = functools.partial(
+                    hecktor_box_preprocess, recipe=recipe, label_keys=[f"rater_{i}" for i in range(n)], device=device
+                )
+            elif n not in pipelines:
                 pipelines[n] = hecktor_preprocessing(
                     recipe,
                     label_keys=[f"rater_{i}" for i in range(n)],

@@ -240,7 +240,7 @@ def check_hecktor_case(case: HecktorCase, affine_tol: float = 1e-3) -> None:
                 f"case {cid!r}: the affine of rater {rater!r}'s mask ({path}) differs from the CT's by up to "
                 f"{diff:.4g} (tolerance {affine_tol:g}); rater masks must be on the CT grid."
             )
-        values = np.unique(data)
+        values = np.unique(data.ravel(order="K"))  # no C-order copy of the (Fortran-ordered) NIfTI array
         bad = [v for v in values.tolist() if v not in HECKTOR_LABEL_VALUES]
         if bad:
             shown = ", ".join(f"{v:g}" for v in bad[:8]) + (", ..." if len(bad) > 8 else "")

@@ -40,8 +40,10 @@ __all__ = [
     "HecktorNormalized",
     "PETNormalize",
     "PETNormalized",
+    "hecktor_box_preprocess",
     "hecktor_neck_box",
     "hecktor_preprocessing",
+    "resample_region",
 ]
 
 logger = logging.getLogger("monai_lexu")
@@ -101,7 +103,6 @@ def hecktor_neck_box(
         )
     if not 0.0 < top_fraction <= 1.0:
         raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
-    box = np.asarray([int(b) for b in box_voxels], dtype=np.int64)
     pet = convert_to_tensor(source[channel], track_meta=False).float()
     size_z = pet.shape[2]
     nonzero_slices = torch.nonzero(pet.abs().amax(dim=(0, 1)) > 0).flatten()
@@ -109,9 +110,21 @@ def hecktor_neck_box(
         fov_lo, fov_hi = int(nonzero_slices.min()), int(nonzero_slices.max()) + 1
     else:
         fov_lo, fov_hi = 0, size_z
-    n_top = max(1, int(round((fov_hi - fov_lo) * top_fraction)))
-    z0 = fov_hi - n_top
-    slab = pet[:, :, z0:fov_hi]
+    z0 = _top_slab_start(fov_lo, fov_hi, top_fraction)
+    return _box_from_slab(pet[:, :, z0:fov_hi], z0, box_voxels, z_threshold)
+
+
+def _top_slab_start(fov_lo: int, fov_hi: int, top_fraction: float) -> int:
+    """First slice of the top ``top_fraction`` of the field of view ``[fov_lo, fov_hi)`` (at least one slice)."""
+    return fov_hi - max(1, int(round((fov_hi - fov_lo) * top_fraction)))
+
+
+def _box_from_slab(
+    slab: torch.Tensor, z0: int, box_voxels: Sequence[int], z_threshold: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Steps 3-5 of :func:`hecktor_neck_box` on the top slab ``(X, Y, n)`` of the PET, which starts at slice ``z0``."""
+    box = np.asarray([int(b) for b in box_voxels], dtype=np.int64)
+    fov_hi = z0 + slab.shape[2]
     std = slab.std()
     found = bool(std > 0)
     if found:
@@ -121,7 +134,7 @@ def hecktor_neck_box(
         centre_xy = idx[:, :2].double().mean(dim=0).round().long().cpu().numpy()
         z_top = int(idx[:, 2].max()) + z0
     else:
-        centre_xy = np.asarray([pet.shape[0] // 2, pet.shape[1] // 2], dtype=np.int64)
+        centre_xy = np.asarray([slab.shape[0] // 2, slab.shape[1] // 2], dtype=np.int64)
         z_top = fov_hi - 1
     start = np.empty(3, dtype=np.int64)
     start[:2] = centre_xy - box[:2] // 2
@@ -655,3 +668,307 @@ def hecktor_preprocessing(
     if normalize:
         xforms.append(HecktorNormalized(keys=image_key, recipe=recipe))
     return Compose(xforms)
+
+
+def _translation(shift: Sequence[int]) -> np.ndarray:
+    t = np.eye(4)
+    t[:3, 3] = np.asarray(shift, dtype=np.float64)
+    return t
+
+
+def resample_region(
+    img: MetaTensor,
+    dst_affine: NdarrayOrTensor,
+    lo: Sequence[int],
+    hi: Sequence[int],
+    mode: str,
+    padding_mode: str,
+    max_voxels: int = 2**22,
+) -> torch.Tensor:
+    """Resample ``img`` onto the voxels ``[lo, hi)`` of the grid ``dst_affine`` only.
+
+    The same sampling as MONAI's ``SpatialResample`` (hence ``Spacingd`` / ``ResampleToMatchd``) onto the whole grid
+    followed by a crop to ``[lo, hi)``: ``torch.nn.functional.grid_sample`` in float64 with ``align_corners=False``
+    at the source coordinates ``inv(img.affine) @ dst_affine @ (lo + index)``. It differs only in how those
+    coordinates are computed (one broadcast sum per chunk instead of MONAI's whole-grid ``affine_grid``, which also
+    costs 3x more CPU than the sampling itself), so values agree up to float64 rounding of the coordinates; a
+    ``"nearest"`` sample lying exactly midway between two source voxels may round either way. The region is done in
+    z-chunks of at most ``max_voxels`` output voxels (the grid holds 3 float64 numbers per voxel), each from the part
+    of ``img`` its samples can touch (one voxel of margin, clipped to the image, so zero / border padding behave as
+    on the whole image); ``img`` may be non-contiguous (e.g. a Fortran-ordered NIfTI array): only that part is copied.
+
+    Args:
+        img: channel-first 3D image ``(C, X, Y, Z)`` with its affine (any orientation).
+        dst_affine: ``(4, 4)`` affine of the destination grid (voxel index -> world mm).
+        lo: first voxel of the region on that grid (may be negative).
+        hi: end (exclusive) of the region.
+        mode: ``"bilinear"`` (trilinear) or ``"nearest"``.
+        padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"`` (outside ``img``).
+        max_voxels: output voxels per chunk.
+
+    Returns:
+        float32 tensor ``(C, *max(hi - lo, 0))`` on ``img``'s device (no metadata).
+    """
+    import itertools
+
+    import torch.nn.functional as F
+
+    src_affine = np.asarray(torch.as_tensor(img.affine).detach().cpu().numpy(), dtype=np.float64)
+    dst_affine = np.asarray(torch.as_tensor(dst_affine).detach().cpu().numpy(), dtype=np.float64)
+    data = img.as_tensor() if isinstance(img, MetaTensor) else torch.as_tensor(img)
+    n_src = np.asarray(data.shape[1:4], dtype=np.int64)
+    lo_a = np.asarray(lo, dtype=np.int64)
+    size = np.asarray(hi, dtype=np.int64) - lo_a
+    out = torch.empty((data.shape[0], *np.maximum(size, 0).tolist()), dtype=torch.float32, device=data.device)
+    if size.min() <= 0:
+        return out
+    to_src_0 = np.linalg.solve(src_affine, dst_affine @ _translation(lo_a))
+    step = max(1, int(max_voxels) // int(size[0] * size[1]))
+    f64 = {"dtype": torch.float64, "device": data.device}
+    axes = [torch.arange(int(n), **f64) for n in size]
+    for z in range(0, int(size[2]), step):
+        nz = min(step, int(size[2]) - z)
+        to_src = to_src_0 @ _translation((0, 0, z))  # chunk index -> source index
+        corners = np.asarray(list(itertools.product(*[(0, n - 1) for n in (size[0], size[1], nz)])), dtype=np.float64)
+        pts = corners @ to_src[:3, :3].T + to_src[:3, 3]
+        s_lo = np.clip(np.floor(pts.min(0)).astype(np.int64) - 1, 0, n_src - 1)
+        s_hi = np.maximum(np.minimum(np.ceil(pts.max(0)).astype(np.int64) + 2, n_src), s_lo + 1)
+        part = data[:, s_lo[0] : s_hi[0], s_lo[1] : s_hi[1], s_lo[2] : s_hi[2]].to(torch.float64)
+        n_part = (s_hi - s_lo).astype(np.float64)
+        # grid_sample's normalised coordinates (align_corners=False): u = (2 * (i - s_lo) + 1) / n - 1, last axis
+        # ordered (z, y, x) for an input (1, C, X, Y, Z) read as (N, C, D, H, W)
+        lin = (2.0 * to_src[:3, :3] / n_part[:, None])[::-1].T.copy()  # (3 index axes, 3 coordinates z, y, x)
+        off = ((2.0 * (to_src[:3, 3] - s_lo) + 1.0) / n_part - 1.0)[::-1].copy()
+        lin_t, off_t = torch.as_tensor(lin, **f64), torch.as_tensor(off, **f64)
+        gx = axes[0][:, None, None, None] * lin_t[0] + off_t
+        gy = axes[1][None, :, None, None] * lin_t[1]
+        gz = axes[2][None, None, :nz, None] * lin_t[2]
+        grid = (gx + gy) + gz  # (X', Y', nz, 3)
+        res = F.grid_sample(
+            part[None], grid[None], mode=mode, padding_mode=padding_mode, align_corners=False
+        )  # (1, C, X', Y', nz)
+        out[..., z : z + nz] = res[0].to(torch.float32)
+    return out
+
+
+def _load_volume(path: Any, key: str) -> MetaTensor:
+    """A NIfTI file as a channel-first MetaTensor ``(1, X, Y, Z)`` WITHOUT copying the voxels (nibabel's array as
+    stored, usually Fortran-ordered; its own dtype); errors name the key and the file."""
+    import nibabel as nib
+
+    try:
+        nii = nib.load(str(path))
+        arr = np.asanyarray(nii.dataobj)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ValueError(
+            f"{key!r}: cannot read {path}: truncated or not a valid NIfTI file ({type(e).__name__}: {e})"
+        ) from e
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3:
+        raise ValueError(f"{key!r}: {path} must be a 3D volume, got shape {arr.shape}.")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{key!r} is not finite: {path} holds NaN or Inf voxels; fix or remove the file.")
+    if arr.dtype not in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.float32, np.float64, np.bool_):
+        arr = arr.astype(np.float32)
+    out = MetaTensor(torch.from_numpy(arr)[None], affine=torch.as_tensor(np.asarray(nii.affine), dtype=torch.float64))
+    out.meta["filename_or_obj"] = str(path)
+    return out
+
+
+def hecktor_box_preprocess(
+    data: Mapping[Hashable, Any],
+    recipe: HecktorRecipe | None = None,
+    ct_key: str = "ct",
+    pet_key: str = "pet",
+    label_keys: KeysCollection = (),
+    device: str | torch.device | None = None,
+    top_fraction: float = 0.25,
+    z_threshold: float = 1.0,
+    max_chunk_voxels: int = 2**22,
+) -> dict[Hashable, Any]:
+    """The spatial part of :func:`hecktor_preprocessing` (steps 1-6) resampling only the head-and-neck box.
+
+    :func:`hecktor_preprocessing` resamples the whole CT, PET and every mask onto the ``recipe.spacing`` grid and then
+    keeps the box (about 11 % of a 512 x 512 x 150 CT at 1 mm); for a real-size case that is 5 volumes of
+    500 x 500 x 448 float64 and 8.5 GiB. This function computes the same output grid (MONAI's ``Spacing`` of the
+    RAS CT, evaluated lazily: affine and shape only) and finds the same box on the PET resampled onto that grid,
+    resampling only what the box search reads: the slices at both ends of the grid until the PET's field of view is
+    found, then the top ``top_fraction`` slab (:func:`hecktor_neck_box`'s steps). Then it resamples CT, PET and masks
+    only inside the box (:func:`resample_region`; same modes, padding and float64 resampler as the whole-grid chain)
+    and pads the box where it leaves the grid (CT ``recipe.ct_pad_value``, PET and masks 0), one volume at a time.
+
+    The outputs equal :func:`hecktor_preprocessing` ``(normalize=False, image_key=None)`` up to floating-point
+    rounding of the sampling coordinates (mask labels can differ where a sample lies within rounding of the
+    midpoint between two source voxels); ``tests/datasets/hecktor/test_hecktor_transforms.py`` asserts it and
+    ``benchmarks/bench_hecktor_convert.py`` measures it on a real-size case. Masks are resampled onto the CT's grid
+    (the chain resamples each mask from its own affine, which
+    :func:`~monai_lexu.datasets.hecktor.format.check_hecktor_case` requires to equal the CT's within 1e-3). Not
+    invertible (no transform trace): inference, which maps predictions back with ``Invertd``, keeps
+    :func:`hecktor_preprocessing`.
+
+    Args:
+        data: ``{ct_key: CT, pet_key: PET, label key: mask}``, each a NIfTI file or a channel-first MetaTensor
+            with its affine (other entries are copied).
+        recipe: the preprocessing recipe; ``None``: :data:`~monai_lexu.datasets.hecktor.recipe.DEFAULT_RECIPE`.
+        ct_key: key of the CT file.
+        pet_key: key of the PET file.
+        label_keys: keys of the rater masks (on the CT grid).
+        device: device to resample on (``None``: CPU).
+        top_fraction: fraction of the PET's field of view searched for the head.
+        z_threshold: z-score threshold of the head mask.
+        max_chunk_voxels: output voxels resampled at once (memory cap).
+
+    Returns:
+        the dict with ``ct_key``, ``pet_key`` and the label keys replaced by float32 MetaTensors ``(1, bx, by, bz)``
+        on the box grid (all with the same affine), and ``"box_start"`` / ``"box_end"`` (voxels of the
+        ``recipe.spacing`` grid).
+
+    Raises:
+        ValueError: on duplicate keys, an unreadable / non-finite file (named), or a file that is not one 3D volume.
+        TypeError: if ``recipe`` is not a :class:`~monai_lexu.datasets.hecktor.recipe.HecktorRecipe`.
+    """
+    from monai.transforms import Orientation, Spacing
+
+    recipe = default_recipe() if recipe is None else recipe
+    if not isinstance(recipe, HecktorRecipe):
+        raise TypeError(f"hecktor_box_preprocess: recipe must be a HecktorRecipe, got {type(recipe).__name__}.")
+    labels = [str(k) for k in ensure_tuple(label_keys)]
+    if len({ct_key, pet_key, *labels}) != 2 + len(labels):
+        raise ValueError(
+            f"hecktor_box_preprocess: keys must be distinct, got ct/pet/labels {[ct_key, pet_key, *labels]}."
+        )
+    if not 0.0 < top_fraction <= 1.0:
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}.")
+    d = dict(data)
+
+    def load(key: str) -> MetaTensor:
+        img = d[key] if isinstance(d[key], MetaTensor) else _load_volume(d[key], key)
+        if img.ndim != 4:
+            raise ValueError(f"hecktor_box_preprocess: {key!r} must be (C, X, Y, Z), got shape {tuple(img.shape)}.")
+        return img if device is None else img.to(torch.device(device))
+
+    ct = load(ct_key)
+    # the chain's output grid: Orientationd RAS then Spacingd of the CT, evaluated lazily (affine and shape only; the
+    # voxels are never flipped: resample_region reads any orientation through the source affine)
+    probe = MetaTensor(ct.as_tensor()[:1], affine=ct.affine.clone())  # a view
+    probe = Spacing(pixdim=recipe.spacing, lazy=True)(Orientation(axcodes="RAS", labels=None, lazy=True)(probe))
+    out_affine = np.asarray(probe.peek_pending_affine().detach().cpu().numpy(), dtype=np.float64)
+    shape = np.asarray([int(v) for v in probe.peek_pending_shape()], dtype=np.int64)
+    del probe
+    pet = load(pet_key)
+    start, end = _neck_box_on_grid(pet, out_affine, shape, recipe, top_fraction, z_threshold, max_chunk_voxels)
+    box_affine = torch.as_tensor(out_affine @ _translation(start), dtype=torch.float64)
+    lo, hi = np.maximum(start, 0), np.minimum(end, shape)
+    inner = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))
+
+    def in_box(img: MetaTensor, mode: str, padding_mode: str, pad_value: float) -> MetaTensor:
+        out = torch.full((img.shape[0], *(end - start).tolist()), float(pad_value), dtype=torch.float32)
+        out = out.to(img.device)
+        if np.all(hi > lo):
+            out[(slice(None), *inner)] = resample_region(
+                img, out_affine, lo, hi, mode, padding_mode, max_voxels=max_chunk_voxels
+            )
+        return MetaTensor(out, affine=box_affine.clone())
+
+    d[pet_key] = in_box(pet, "bilinear", "zeros", 0.0)
+    del pet
+    d[ct_key] = in_box(ct, "bilinear", "border", recipe.ct_pad_value)
+    del ct
+    box_mm = tuple(float(b) for b in recipe.box_mm)
+    for key in labels:
+        mask = load(key)
+        lost = _count_outside(mask, out_affine, start, end)
+        if lost > 0:
+            logger.warning(
+                "hecktor_box_preprocess: %d non-zero voxels of %r (its own grid) lie outside the head-and-neck box "
+                "(%s mm).",
+                lost,
+                key,
+                box_mm,
+            )
+        d[key] = in_box(mask, "nearest", "zeros", 0.0)
+        del mask
+    d["box_start"], d["box_end"] = start, end
+    return d
+
+
+def _count_outside(mask: MetaTensor, grid_affine: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
+    """Non-zero voxels of ``mask`` whose centres fall outside the voxels ``[start, end)`` of the grid."""
+    arr = mask.as_tensor().detach().cpu().numpy()
+    arr = arr[0] if arr.shape[0] == 1 else np.any(arr, axis=0)
+    # np.nonzero walks C order: read a Fortran-ordered NIfTI array through its transpose (a view), then flip back
+    idx = np.argwhere(arr.T)[:, ::-1] if arr.flags.f_contiguous and not arr.flags.c_contiguous else np.argwhere(arr)
+    idx = idx.astype(np.float64)
+    if idx.size == 0:
+        return 0
+    src = np.asarray(mask.affine.detach().cpu().numpy(), dtype=np.float64)
+    to_grid = np.linalg.solve(grid_affine, src)
+    pos = idx @ to_grid[:3, :3].T + to_grid[:3, 3]
+    inside = np.all((pos >= start - 0.5) & (pos < end - 0.5), axis=1)
+    return int((~inside).sum())
+
+
+def _neck_box_on_grid(
+    pet: MetaTensor,
+    grid_affine: np.ndarray,
+    shape: np.ndarray,
+    recipe: HecktorRecipe,
+    top_fraction: float,
+    z_threshold: float,
+    max_voxels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hecktor_neck_box` of the PET resampled onto the grid ``(grid_affine, shape)``, resampling only what it
+    reads: z-chunks from the top and from the bottom until the first non-zero slice (the field of view), then the top
+    slab. Returns ``(box_start, box_end)`` in voxels of the grid."""
+    nx, ny, nz = (int(v) for v in shape)
+    step = max(1, int(max_voxels) // (nx * ny))
+    chunks: dict[int, torch.Tensor] = {}  # chunk k: slices [k * step, (k + 1) * step), channel 0
+
+    def chunk(k: int) -> torch.Tensor:
+        if k not in chunks:
+            z0, z1 = k * step, min(nz, (k + 1) * step)
+            chunks[k] = resample_region(pet, grid_affine, (0, 0, z0), (nx, ny, z1), "bilinear", "zeros", max_voxels)[0]
+        return chunks[k]
+
+    n_chunks = -(-nz // step)
+    fov_hi = None
+    for k in reversed(range(n_chunks)):
+        nonzero = torch.nonzero(chunk(k).abs().amax(dim=(0, 1)) > 0).flatten()
+        if nonzero.numel():
+            fov_hi = k * step + int(nonzero.max()) + 1
+            break
+        chunks.pop(k)
+    if fov_hi is None:
+        fov_lo, fov_hi = 0, nz
+    else:
+        fov_lo = fov_hi - 1
+        for k in range(n_chunks):
+            if k * step >= fov_hi:
+                break
+            nonzero = torch.nonzero(chunk(k).abs().amax(dim=(0, 1)) > 0).flatten()
+            if nonzero.numel():
+                fov_lo = k * step + int(nonzero.min())
+                break
+    z0 = _top_slab_start(fov_lo, fov_hi, top_fraction)
+    for k in [k for k in chunks if (k + 1) * step <= z0]:
+        chunks.pop(k)
+    ks = range(z0 // step, -(-fov_hi // step))
+    parts = [chunk(k)[:, :, max(z0 - k * step, 0) : fov_hi - k * step] for k in ks]
+    slab = torch.cat(parts, dim=2) if len(parts) > 1 else parts[0]
+    chunks.clear()
+    pixdim = np.linalg.norm(grid_affine[:3, :3], axis=0)
+    box_voxels = np.maximum(1, np.round(np.asarray(recipe.box_mm) / pixdim)).astype(np.int64)
+    start, end, found = _box_from_slab(slab, z0, box_voxels, z_threshold)
+    if not found:
+        name = pet.meta.get("filename_or_obj", "") if isinstance(pet, MetaTensor) else ""
+        logger.warning(
+            "HecktorNeckCrop: no PET voxel above z-score %s in the top %s of the field of view%s; the box is "
+            "centred on the image and ends at its top slice.",
+            z_threshold,
+            top_fraction,
+            f" ({name})" if name else "",
+        )
+    return start, end

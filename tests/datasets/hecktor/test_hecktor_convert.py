@@ -275,3 +275,22 @@ def test_ensure_dataset_converts_layout_in_place(tmp_path):
     assert datalist == tmp_path / "datalist.json"
     assert len(load_multirater_datalist(datalist)) == 3
     assert (tmp_path / "images" / "C-0__PT.nii.gz").is_file()
+
+
+def test_box_conversion_equals_the_whole_volume_conversion(synthetic, tmp_path):
+    """The default conversion (resampling only the crop box) writes the files of the whole-volume chain: same shapes
+    and affines, CT (int16 HU) and masks equal, PET within 1e-4 SUV (issue 11, item 5)."""
+    raw, out, _, _ = synthetic
+    whole = tmp_path / "whole"
+    convert_hecktor(raw, whole, recipe=SYNTHETIC_RECIPE, folds=3, seed=5, resample="whole")
+    files = sorted(p.relative_to(out) for p in (out / "images").rglob("*.nii.gz"))
+    files += sorted(p.relative_to(out) for p in (out / "labels").rglob("*.nii.gz"))
+    assert len(files) == 6 + 9
+    for rel in files:
+        a, b = nib.load(out / rel), nib.load(whole / rel)
+        np.testing.assert_allclose(a.affine, b.affine, atol=1e-6)
+        x, y = np.asarray(a.dataobj), np.asarray(b.dataobj)
+        assert x.dtype == y.dtype and x.shape == y.shape, rel
+        np.testing.assert_allclose(x.astype(np.float64), y.astype(np.float64), atol=1e-4, rtol=0, err_msg=str(rel))
+    with pytest.raises(ValueError, match="resample must be 'box' or 'whole'"):
+        convert_hecktor(raw, tmp_path / "bad", recipe=SYNTHETIC_RECIPE, resample="crop")

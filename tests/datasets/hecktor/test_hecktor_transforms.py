@@ -21,8 +21,10 @@ from monai_lexu.datasets.hecktor.transforms import (
     HecktorNormalized,
     PETNormalize,
     PETNormalized,
+    hecktor_box_preprocess,
     hecktor_neck_box,
     hecktor_preprocessing,
+    resample_region,
 )
 
 
@@ -243,3 +245,78 @@ def test_preprocessing_rejects_duplicate_keys_and_bad_arguments():
         hecktor_preprocessing(image_key=None)
     with pytest.raises(TypeError, match="HecktorRecipe"):
         hecktor_preprocessing((1.0, 1.0, 1.0))
+
+
+# ------------------------------------------------------------------ box-only resampling (issue 11, item 5)
+def _tie_voxels(out: MetaTensor, src_affine: np.ndarray) -> np.ndarray:
+    """(N,) bool per output voxel: its sample lies exactly (1e-9) midway between two source voxels in some axis."""
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in out.shape[1:]], indexing="ij"), -1).reshape(-1, 3)
+    to_src = np.linalg.solve(src_affine, out.affine.numpy())
+    src = idx @ to_src[:3, :3].T + to_src[:3, 3]
+    return (np.abs(np.abs(src - np.floor(src)) - 0.5) < 1e-9).any(1)
+
+
+def _ras_affine(path: str) -> np.ndarray:
+    from monai.transforms import LoadImage, Orientation
+
+    return Orientation("RAS", labels=None)(LoadImage(image_only=True, ensure_channel_first=True)(path)).affine.numpy()
+
+
+@pytest.mark.parametrize(
+    "spacing, box_mm, chunk",
+    [((2, 2, 2), (40, 40, 50), 2**22), ((1.3, 1.1, 1.7), (30, 36, 40), 500), ((2, 2, 2), (90, 90, 90), 700)],
+    ids=["same-grid-box-inside", "odd-spacing-small-chunks", "box-larger-than-the-image"],
+)
+def test_box_preprocess_equals_the_whole_volume_chain(tmp_path, spacing, box_mm, chunk):
+    """hecktor_box_preprocess (resampling only the box) gives the whole-volume chain's box, affine and values: CT and
+    PET within 1e-4 (float64 sampling coordinates computed on another grid), masks equal except where a sample lies
+    exactly midway between two source voxels (a tie that rounding decides either way); padding outside the grid too."""
+    paths, _ = _write_petct(tmp_path)
+    recipe = DEFAULT_RECIPE.replace(spacing=spacing, box_mm=box_mm)
+    whole = hecktor_preprocessing(recipe, label_keys=["rater_0"], normalize=False, image_key=None)(paths)
+    box = hecktor_box_preprocess(paths, recipe, label_keys=["rater_0"], max_chunk_voxels=chunk)
+    for key in ("ct", "pet", "rater_0"):
+        assert box[key].shape == whole[key].shape
+        np.testing.assert_allclose(box[key].affine.numpy(), whole[key].affine.numpy(), atol=1e-9)
+    np.testing.assert_allclose(box["ct"].numpy(), whole["ct"].numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(box["pet"].numpy(), whole["pet"].numpy(), atol=1e-4, rtol=0)
+    differ = (box["rater_0"].numpy() != whole["rater_0"].numpy()).reshape(-1)
+    assert not np.any(differ & ~_tie_voxels(box["rater_0"], _ras_affine(paths["rater_0"])))
+    assert float(whole["rater_0"].sum()) > 0 and set(torch.unique(box["rater_0"]).tolist()) <= {0.0, 1.0, 2.0}
+    if box_mm == (90, 90, 90):  # the box leaves the grid: CT padded with air, PET and masks with 0, as the chain
+        assert float(box["ct"].min()) == -1000.0 and (box["ct"] == -1000.0).sum() > box["ct"].numel() // 4
+        assert np.all(box["box_start"] < 0)
+
+
+def test_resample_region_is_the_crop_of_the_whole_resampling():
+    from monai.transforms import SpatialResample
+
+    g = torch.Generator().manual_seed(0)
+    img = MetaTensor(torch.rand(1, 9, 8, 7, generator=g) * 100, affine=torch.diag(torch.tensor([2.0, 2.5, 3.0, 1.0])))
+    dst = np.diag([1.1, 1.3, 0.9, 1.0])
+    dst[:3, 3] = [-1.0, 0.5, 2.0]
+    for mode, padding in (("bilinear", "border"), ("bilinear", "zeros"), ("nearest", "zeros")):
+        full = SpatialResample(mode=mode, padding_mode=padding, dtype=torch.float64)(
+            img, dst_affine=torch.as_tensor(dst), spatial_size=(20, 18, 26)
+        )
+        part = resample_region(img, dst, (3, 0, 5), (17, 12, 26), mode, padding, max_voxels=100)  # 7 chunks
+        assert part.shape == (1, 14, 12, 21) and part.dtype == torch.float32
+        torch.testing.assert_close(part, full[:, 3:17, 0:12, 5:26].as_tensor(), atol=1e-4, rtol=0)
+        assert resample_region(img, dst, (0, 0, 0), (0, 4, 4), mode, padding).shape == (1, 0, 4, 4)
+
+
+def test_box_preprocess_warns_on_mask_voxels_outside_the_box_and_checks_arguments(tmp_path, caplog):
+    paths, ct_aff = _write_petct(tmp_path)
+    label = np.zeros((30, 28, 20), np.uint8)
+    label[0:2, 0:2, 0:2] = 1  # 8 voxels in a corner of the CT, far from the box
+    label[14, 14, 12] = 1  # inside
+    nib.save(nib.Nifti1Image(label, ct_aff), paths["rater_0"])
+    recipe = DEFAULT_RECIPE.replace(spacing=(2, 2, 2), box_mm=(20, 20, 20))
+    with caplog.at_level(logging.WARNING, logger="monai_lexu"):
+        out = hecktor_box_preprocess(paths, recipe, label_keys="rater_0")
+    assert "8 non-zero voxels of 'rater_0'" in caplog.text
+    assert int(out["rater_0"].sum()) >= 1
+    with pytest.raises(ValueError, match="distinct"):
+        hecktor_box_preprocess(paths, recipe, label_keys="ct")
+    with pytest.raises(TypeError, match="HecktorRecipe"):
+        hecktor_box_preprocess(paths, {"spacing": (1, 1, 1)})
