@@ -130,6 +130,9 @@ def main() -> None:
         w0 = time.time()
         net, log = train(seed, x_tr, r_tr, args.iterations)
         t1 = time.process_time()
+        weights = ROOT / "benchmarks" / "work" / f"meduhip_riga_seed{seed}.pt"  # not committed (gitignored)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), weights)
         with torch.no_grad():
             ev = evaluate_interactive(net, list(x_te), list(r_te), seed, args.thresholds)
         out["per_seed"].append(

@@ -27,6 +27,7 @@ from monai_lexu.interactive.evaluation import (
     interactive_report_markdown,
     plot_interaction_case,
     run_interactive_evaluation,
+    sampling_diagnostics,
 )
 from monai_lexu.interactive.loop import (
     ABLATIONS,
@@ -56,5 +57,6 @@ __all__ = [
     "rater_subset_target",
     "run_interaction",
     "run_interactive_evaluation",
+    "sampling_diagnostics",
     "select_candidate",
 ]

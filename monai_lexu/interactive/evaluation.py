@@ -10,7 +10,8 @@
   ``r`` raters per case), the Dice after ``table1_interactions`` (3) interactions, and their mean over ``r``;
 * ``table4``: MedUHIP's strategy with the sampling space fixed (``sampling``), ``+ mean_variance``, ``+ weight`` and
   both (``full``), Dice after 0, 3 and 6 interactions on the random-size targets. Ours: the rows are one trained
-  model with the components switched off at inference (the paper trains each variant).
+  model with the components switched off at inference (the paper trains each variant);
+* ``sampling``: :func:`sampling_diagnostics`, how much the samples differ and whether the network uses them.
 
 Every draw is seeded from ``seed`` and the case index, so strategies see the same targets.
 """
@@ -34,6 +35,7 @@ from monai_lexu.networks.meduhip import MedUHIPNet
 
 __all__ = [
     "evaluate_interactive",
+    "sampling_diagnostics",
     "interactive_report_markdown",
     "plot_interaction_case",
     "run_interactive_evaluation",
@@ -90,7 +92,64 @@ def evaluate_interactive(
             c = np.array([run(i, targets[i], "meduhip", num_interactions, [seed, i, 7], mv, wt) for i in range(n)])
         table4[name] = {f"dice_after_{k}": float(c[:, k].mean()) for k in (0, 3, num_interactions)}
     out["table4"] = table4
+    out["sampling"] = sampling_diagnostics(net, images, num_candidates)
     return out
+
+
+@torch.no_grad()
+def sampling_diagnostics(net: MedUHIPNet, images: Sequence[torch.Tensor], num_candidates: int = 4) -> dict[str, Any]:
+    """How much the sampling space matters, per case before any click (means over cases):
+
+    * ``mean``, ``var``: the Mean-Variance Network's component means and variances (sorted by mean);
+    * ``disagreement_fraction``: pixels where the ``N`` sample masks disagree (``0 < f < 1``) over the pixels any
+      of them marks;
+    * ``pairwise_dice``: mean Dice between two of the ``N`` sample masks;
+    * ``num_candidates``: distinct K-means candidate regions offered;
+    * ``extreme_components_dice`` / ``area_ratio``: ``P_soft`` with every sample drawn from the lowest-mean
+      component against every sample from the highest-mean one (Dice, and foreground area high / low): 1 and 1 mean
+      the Segmentation Net ignores the sample, so no weighting of the mixture can change the answer.
+    """
+    from monai_lexu.interactive.candidates import kmeans_candidates
+    from monai_lexu.metrics.heatmap import binary_dice
+    from monai_lexu.networks.meduhip import majority_soft_prediction
+
+    net.eval()
+    rows: dict[str, list] = {k: [] for k in ("mean", "var", "dis", "pair", "cands", "ext", "area")}
+    for image in images:
+        x = image[None].to(next(net.parameters()).device).float()
+        h, w = x.shape[2], x.shape[3]
+        emb = net.encode_image(x)
+        tokens, valid = net.encode_prompts(None, None, 1, h, w)
+        mean, var = net.sampling_space(emb, tokens, valid)
+        order = torch.argsort(mean[0])
+        rows["mean"].append(mean[0][order].cpu().numpy())
+        rows["var"].append(var[0][order].cpu().numpy())
+        samples, _ = net.draw(net.uniform_weights(1), mean, var, True)
+        logits = net.decode(emb, tokens, samples, h, w)
+        masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()
+        f = masks.mean(0)
+        rows["dis"].append(float(((f > 0) & (f < 1)).sum() / max(1, (f > 0).sum())))
+        n = masks.shape[0]
+        pairs = [binary_dice(masks[i][None], masks[j][None])[0] for i in range(n) for j in range(i + 1, n)]
+        rows["pair"].append(float(np.mean(pairs)) if pairs else 1.0)
+        rows["cands"].append(len(kmeans_candidates(masks.astype(np.float32), num_candidates).sizes))
+        soft = []
+        for m in (order[0], order[-1]):
+            onehot = torch.zeros_like(mean)
+            onehot[0, m] = 1.0
+            s, _ = net.draw(onehot, mean, var, True)
+            soft.append(majority_soft_prediction(net.decode(emb, tokens, s, h, w))[0][0].cpu().numpy())
+        rows["ext"].append(float(binary_dice(soft[0][None], soft[1][None])[0]))
+        rows["area"].append(float(soft[1].sum() / max(1.0, soft[0].sum())))
+    return {
+        "mean": [float(v) for v in np.mean(rows["mean"], 0)],
+        "var": [float(v) for v in np.mean(rows["var"], 0)],
+        "disagreement_fraction": float(np.mean(rows["dis"])),
+        "pairwise_dice": float(np.mean(rows["pair"])),
+        "num_candidates": float(np.mean(rows["cands"])),
+        "extreme_components_dice": float(np.mean(rows["ext"])),
+        "area_ratio": float(np.mean(rows["area"])),
+    }
 
 
 def interactive_report_markdown(result: Mapping[str, Any]) -> str:
@@ -117,6 +176,17 @@ def interactive_report_markdown(result: Mapping[str, Any]) -> str:
     lines += ["| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in result["table4"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in keys) + " |")
+    if "sampling" in result:
+        d = result["sampling"]
+        lines += ["", "## Sampling space before any click (means over cases)", ""]
+        lines += [f"- component means {[round(v, 3) for v in d['mean']]}, variances {[round(v, 3) for v in d['var']]}"]
+        lines += [
+            f"- pixels where the N samples disagree / pixels any marks: {d['disagreement_fraction']:.3f}; "
+            f"mean pairwise Dice of two samples: {d['pairwise_dice']:.3f}; "
+            f"candidates offered: {d['num_candidates']:.2f}",
+            f"- all samples from the lowest- vs the highest-mean component: Dice {d['extreme_components_dice']:.3f}, "
+            f"area ratio {d['area_ratio']:.3f}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -97,3 +97,19 @@ def test_train_step_updates_each_group_and_learns():
         last = meduhip_train_step(net, opt, batch_img, batch_rat, rounds=2, rng=rng)
     assert last["loss_seg"] < first["loss_seg"]
     assert all(p.requires_grad for p in net.parameters())  # the stages unfreeze what they froze
+
+
+def test_sampling_diagnostics_sees_whether_the_samples_matter():
+    from monai_lexu.interactive import sampling_diagnostics
+
+    image, _ = _case()
+    net = _net()
+    d = sampling_diagnostics(net, [image, image])
+    assert d["mean"] == sorted(d["mean"]) and len(d["var"]) == 3 and min(d["var"]) > 0
+    assert 0 <= d["disagreement_fraction"] <= 1 and 0 <= d["pairwise_dice"] <= 1 and 1 <= d["num_candidates"] <= 4
+    # a Segmentation Net that ignores the samples: the Eq. 1 convolution sees zero sample channels
+    with torch.no_grad():
+        net.combine.conv.weight[:, net.embed_dim :] = 0
+    d = sampling_diagnostics(net, [image])
+    assert d["extreme_components_dice"] == 1.0 and d["area_ratio"] == 1.0 and d["num_candidates"] == 1
+    assert d["disagreement_fraction"] == 0.0 and d["pairwise_dice"] == 1.0
