@@ -355,7 +355,7 @@ def plot_agreement_by_level(
                 if not v:
                     continue
                 pos = mi * (len(DISTORTION_LEVELS) + 1) + li
-                bp = ax.boxplot([v], positions=[pos], widths=0.8, patch_artist=True, showfliers=True)
+                bp = ax.boxplot([v], positions=[pos], widths=0.8, patch_artist=True, medianprops={"color": "black"})
                 bp["boxes"][0].set_facecolor(colors[li % len(colors)])
         width = len(DISTORTION_LEVELS) + 1
         ax.set_xticks([mi * width + (len(DISTORTION_LEVELS) - 1) / 2 for mi in range(len(methods))], methods)
