@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without an install, like th
 BUNDLES = REPO / "bundles"
 RIGA_METHODS = {"LEXU": "lexu_riga", "LE": "layer_ensemble_riga", "DE": "deep_ensemble_riga"}
 FUSIONS = ("random", "majority", "staple", "union", "intersection")
+NUM_THREADS = {"value": 1}  # torch threads of every bundle run (--num-threads), passed explicitly as --num_threads
 VARIANTS = ("unperturbed", "perturbed")
 
 
@@ -51,6 +52,7 @@ def _configs(bundle: str, *names: str) -> str:
 def _run_bundle(config_files: str, overrides: dict[str, object], log: Path) -> float:
     """Run ``python -m monai.bundle run`` with overrides; its output goes to ``log``. Returns seconds."""
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_files]
+    overrides = {"num_threads": NUM_THREADS["value"], **overrides}
     for key, value in overrides.items():
         cmd += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jungo-seed", type=int, default=27, help="training seed of the Jungo runs (default 27)")
     parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
     parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
+    parser.add_argument(
+        "--num-threads", type=int, default=1, help="torch threads of this process and of every bundle run (default 1)"
+    )
     args = parser.parse_args(argv)
+    if args.num_threads < 1:
+        parser.error(f"--num-threads must be >= 1, got {args.num_threads}")
+    NUM_THREADS["value"] = args.num_threads
+    import torch
+
+    torch.set_num_threads(args.num_threads)
     work, out = Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -12,18 +12,29 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _share_the_cores():
-    """Give every pytest-xdist worker its share of the cores.
+    """Give every pytest-xdist worker its share of the cores, and every bundle run of the tests the same explicit
+    thread count (``$MONAI_LEXU_NUM_THREADS``, read by the bundles' ``num_threads: "auto"``; inherited by bundle
+    subprocesses).
 
     With ``-n 2`` on 2 cores each worker would otherwise run 2 torch threads: the oversubscribed threads slowed the
     3D bundle tests about 3.6x (281 s against 77 s for the two HECKTOR baseline files).
     """
     import torch
 
+    from monai_lexu.data import NUM_THREADS_ENV
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    previous_env = os.environ.get(NUM_THREADS_ENV)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    torch.set_num_threads(threads)
+    os.environ[NUM_THREADS_ENV] = str(threads)
     yield
     torch.set_num_threads(previous)
+    if previous_env is None:
+        os.environ.pop(NUM_THREADS_ENV, None)
+    else:
+        os.environ[NUM_THREADS_ENV] = previous_env
 
 
 @pytest.fixture

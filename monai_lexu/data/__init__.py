@@ -16,7 +16,15 @@ from .datalist import (
     load_structures,
     write_multirater_datalist,
 )
-from .runtime import SYNTHETIC_MARKER, available_cores, loader_workers, synthetic_marker
+from .runtime import (
+    NUM_THREADS_ENV,
+    SYNTHETIC_MARKER,
+    available_cores,
+    default_num_threads,
+    loader_workers,
+    set_num_threads,
+    synthetic_marker,
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -30,9 +38,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "NUM_THREADS_ENV",
     "SYNTHETIC_MARKER",
     "as_flag",
     "available_cores",
+    "default_num_threads",
+    "set_num_threads",
     "check_fold",
     "check_may_generate",
     "synthetic_marker",

@@ -118,7 +118,7 @@ class RunSummary:
     Attach to the trainer (training) or the evaluator (evaluation, inference). At ``Events.STARTED`` it logs::
 
         lexu_hecktor training: start-up summary
-          device       cpu (2 cores for this process; 2 loader workers)
+          device       cpu (2 cores for this process, 1 torch thread; 2 loader workers)
           data         /.../data/hecktor: SYNTHETIC (raw/SYNTHETIC_DATA.txt), not real patients
           cases        6 training, 3 validation (fold 0 of 3)
           recipe       gpu: patch 96x96x96, features [32, 64, 128, 256, 320]
@@ -221,7 +221,13 @@ class RunSummary:
         device = self.device if self.device is not None else getattr(engine.state, "device", None)
         workers = getattr(getattr(engine, "data_loader", None), "num_workers", None)
         workers_text = f"; {workers} loader workers" if workers is not None else ""
-        lines = [f"device       {device} ({available_cores()} cores for this process{workers_text})"]
+        import torch
+
+        threads = torch.get_num_threads()
+        lines = [
+            f"device       {device} ({available_cores()} cores for this process, {threads} torch "
+            f"thread{'s' if threads != 1 else ''}{workers_text})"
+        ]
         lines.append(f"data         {self._data_line()}")
         if self.splits:
             cases = ", ".join(f"{n} {name}" for name, n in self.splits.items())

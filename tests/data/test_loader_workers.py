@@ -1,9 +1,12 @@
-"""loader_workers caps the loader workers by the cores this process may use; synthetic_marker finds the note."""
+"""loader_workers caps the loader workers by the cores this process may use; set_num_threads / default_num_threads
+(the bundles' num_threads setting); synthetic_marker finds the note."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +52,73 @@ def test_synthetic_marker(tmp_path):
     assert synthetic_marker(data / "datalist.json") == marker
     assert synthetic_marker(data / "raw" / "imagesTr") == marker  # an inference input folder of the set
     assert synthetic_marker(None) is None
+
+
+# ------------------------------------------------------------------ torch threads (issue 11, item 8)
+@pytest.fixture
+def restore_threads():
+    import torch
+
+    previous = torch.get_num_threads()
+    yield torch
+    torch.set_num_threads(previous)
+
+
+def test_set_num_threads_explicit_auto_and_errors(restore_threads, monkeypatch):
+    from monai_lexu.data import NUM_THREADS_ENV, set_num_threads
+
+    torch = restore_threads
+    assert set_num_threads(2) == 2 and torch.get_num_threads() == 2
+    assert set_num_threads("1") == 1 and torch.get_num_threads() == 1
+    assert set_num_threads(None) == 1  # null: torch's current setting stays
+    monkeypatch.setenv(NUM_THREADS_ENV, "2")
+    assert set_num_threads("auto") == 2 and torch.get_num_threads() == 2
+    for bad in (0, -1, "two", 1.5, True):
+        with pytest.raises(ValueError, match=r"num_threads must be a positive integer, 'auto' or null"):
+            set_num_threads(bad)
+    monkeypatch.setenv(NUM_THREADS_ENV, "0")
+    with pytest.raises(ValueError, match=r"\$MONAI_LEXU_NUM_THREADS must be a positive integer"):
+        set_num_threads("auto")
+
+
+@pytest.mark.parametrize(
+    "cores, env, cuda, expected",
+    [
+        (2, {}, False, 1),  # the shared 2-core machines: one thread per process
+        (1, {}, False, 1),
+        (16, {}, False, 16),
+        (16, {"LOCAL_WORLD_SIZE": "4"}, False, 4),  # CPU DDP: the cores shared by the node's processes
+        (16, {"LOCAL_WORLD_SIZE": "4"}, True, 1),  # GPU DDP: one thread per process
+        (16, {"OMP_NUM_THREADS": "3"}, False, 3),  # an explicit OpenMP setting (torchrun sets 1) wins
+        (16, {"MONAI_LEXU_NUM_THREADS": "5", "OMP_NUM_THREADS": "3"}, False, 5),
+    ],
+)
+def test_default_num_threads_policy(monkeypatch, cores, env, cuda, expected):
+    import torch
+
+    from monai_lexu.data import default_num_threads
+
+    for name in ("MONAI_LEXU_NUM_THREADS", "OMP_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert default_num_threads()[0] == expected
+
+
+def test_every_bundle_run_sets_its_threads_first():
+    """Every config with an ``initialize`` list (all bundles, root configs and overlays) calls set_num_threads first,
+    and every root config (the ones run alone) defines ``num_threads`` ("auto")."""
+    call = "$monai_lexu.data.set_num_threads(@num_threads)"
+    checked = 0
+    for path in sorted((Path(__file__).resolve().parents[2] / "bundles").glob("*/configs/*.json")):
+        if path.parent.parent.name == "meduhip_riga":  # not a family bundle; its own owner wires its configs
+            continue
+        config = json.loads(path.read_text())
+        if "initialize" in config:
+            assert config["initialize"][0] == call, path
+            checked += 1
+        if path.name in ("train.json", "inference.json", "train_slices.json"):
+            assert config.get("num_threads") == "auto", path
+    assert checked >= 30
