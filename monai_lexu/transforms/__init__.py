@@ -17,6 +17,7 @@ from monai_lexu.transforms.array import (
     UnflattenRaters,
     affine_offset,
 )
+from monai_lexu.transforms.cache import AfterCache
 from monai_lexu.transforms.dictionary import (
     CheckedLoadImaged,
     CheckFinited,
@@ -45,6 +46,7 @@ from monai_lexu.transforms.heads import SplitHeadsd, with_split_heads
 from monai_lexu.transforms.utils import map_structures, rater_statistics
 
 __all__ = [
+    "AfterCache",
     "with_split_heads",
     "SplitHeadsd",
     "DistortD",
