@@ -458,6 +458,12 @@ def _analyses_sections(work: Path, runs: Sequence[Mapping[str, Any]]) -> tuple[l
                     pass
                 elif fld != "agree_var" and all(np.isfinite(means)):
                     row["decreases with distortion"] = "yes" if means[0] > means[1] > means[2] else "no"
+                    per_seed = []
+                    for seed, v in sorted(by_seed.items()):
+                        lv = [v["summary"][s]["agreement"].get(str(f), {}).get(fld, {}).get("mean", np.nan)
+                              for f in DISTORTION_LEVELS]  # fmt: skip
+                        per_seed.append(f"{seed}: {'yes' if lv[0] > lv[1] > lv[2] else 'no'}")
+                    row["per seed"] = ", ".join(per_seed)
                 elif fld == "agree_var" and all(np.isfinite(means)):
                     row["decreases with distortion"] = (
                         "(variance: " + ("grows" if means[0] < means[2] else "shrinks") + ")"
@@ -481,7 +487,8 @@ def _analyses_sections(work: Path, runs: Sequence[Mapping[str, Any]]) -> tuple[l
         "shifts; the reference notebook's strengths). Agreement between the heads (LEXU: decoder heads; LE: the kept "
         "heads; DE: the members): per image, the soft Dice of every pair of heads, its mean (agreement; 1 = full "
         "agreement) and variance, and the area under the consecutive-head agreement curve on maps thresholded at "
-        "0.5. Table: the mean over images at each level, mean over seeds. AUROC (beyond the papers): telling the "
+        "0.5. Table: the mean over images at each level, mean over seeds ('per seed': whether it decreases in each "
+        "seed). AUROC (beyond the papers): telling the "
         "distorted from the clean images by each score (0.5 = chance)."
     )
     ood.tables.append(Table("agreement-levels", "Agreement by distortion level (mean over images and seeds)", rows))
