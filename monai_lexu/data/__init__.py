@@ -20,9 +20,11 @@ from .runtime import (
     NUM_THREADS_ENV,
     SYNTHETIC_MARKER,
     available_cores,
+    configure_backends,
     default_num_threads,
     loader_workers,
     set_num_threads,
+    speed_options,
     synthetic_marker,
 )
 
@@ -42,8 +44,10 @@ __all__ = [
     "SYNTHETIC_MARKER",
     "as_flag",
     "available_cores",
+    "configure_backends",
     "default_num_threads",
     "set_num_threads",
+    "speed_options",
     "check_fold",
     "check_may_generate",
     "synthetic_marker",

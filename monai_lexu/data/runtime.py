@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "NUM_THREADS_ENV",
     "SYNTHETIC_MARKER",
     "available_cores",
+    "configure_backends",
     "default_num_threads",
+    "speed_options",
     "loader_workers",
     "set_num_threads",
     "synthetic_marker",
@@ -142,6 +145,66 @@ def set_num_threads(num_threads: int | str | None = "auto") -> int:
         torch.set_num_threads(n)
     logger.debug("torch threads: %d (%s)", n, reason)
     return n
+
+
+def configure_backends(deterministic: bool = True) -> bool:
+    """cuDNN settings of a run (every config's ``initialize``, with the ``deterministic`` setting).
+
+    ``deterministic`` (default): ``cudnn.deterministic = True``, ``cudnn.benchmark = False`` (the same convolution
+    algorithms every run; with the configs' ``set_determinism`` seed, repeatable results). ``False``:
+    ``cudnn.benchmark = True`` (cuDNN times the algorithms for each input shape on the first batches and keeps the
+    fastest: faster on a GPU with fixed patch sizes, not bit-repeatable). No effect on a CPU.
+
+    Returns:
+        the ``cudnn.benchmark`` now in effect.
+    """
+    import torch
+
+    if not isinstance(deterministic, bool):
+        raise ValueError(f"deterministic must be true or false, got {deterministic!r}.")
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    return torch.backends.cudnn.benchmark
+
+
+def speed_options(network: Any, compile: bool | str = False, channels_last: bool = False) -> Any:
+    """Optional speed settings of a network, applied IN PLACE (``state_dict`` keys, checkpoints and the configs'
+    ``@network`` references stay the same).
+
+    Args:
+        network: the ``torch.nn.Module``.
+        compile: ``False``; ``True`` (``torch.compile``'s default backend, inductor: needs a C++ compiler on CPU, a
+            GPU toolchain on CUDA); or a backend name (e.g. ``"eager"``, which exercises the graph capture alone).
+            Uses ``Module.compile()``, which compiles ``forward`` without wrapping the module.
+        channels_last: store the convolution weights channels-last (``torch.channels_last`` for 2D, ``_3d`` for 3D)
+            and convert every 4D / 5D input to it in a forward pre-hook (tensor cores on GPUs prefer NHWC; on CPU
+            oneDNN may or may not gain).
+
+    Returns:
+        ``network`` itself.
+    """
+    import torch
+
+    if channels_last:
+        dims = {p.ndim for p in network.parameters()}
+        if 5 in dims:
+            network.to(memory_format=torch.channels_last_3d)
+        elif 4 in dims:
+            network.to(memory_format=torch.channels_last)
+
+        def to_channels_last(_module: Any, args: tuple) -> tuple:
+            def convert(x: Any) -> Any:
+                if isinstance(x, torch.Tensor) and x.ndim in (4, 5):
+                    fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+                    return x.contiguous(memory_format=fmt)
+                return x
+
+            return tuple(convert(a) for a in args)
+
+        network.register_forward_pre_hook(to_channels_last)
+    if compile:
+        network.compile(**({} if compile is True else {"backend": str(compile)}))
+    return network
 
 
 def synthetic_marker(dataset_dir: str | os.PathLike | None) -> Path | None:

@@ -122,3 +122,64 @@ def test_every_bundle_run_sets_its_threads_first():
         if path.name in ("train.json", "inference.json", "train_slices.json"):
             assert config.get("num_threads") == "auto", path
     assert checked >= 30
+
+
+# ------------------------------------------------------------------ GPU habits (issue 11, item 7)
+def test_configure_backends_sets_cudnn_benchmark_only_when_not_deterministic():
+    import torch
+
+    from monai_lexu.data import configure_backends
+
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        assert configure_backends(False) is True and not torch.backends.cudnn.deterministic
+        assert configure_backends(True) is False and torch.backends.cudnn.deterministic
+        with pytest.raises(ValueError, match="deterministic must be true or false"):
+            configure_backends("yes")
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_speed_options_keep_outputs_and_checkpoint_keys(spatial_dims):
+    import torch
+
+    from monai_lexu.data import speed_options
+    from monai_lexu.networks import MultiHeadUNet
+
+    torch.manual_seed(0)
+    net = MultiHeadUNet(spatial_dims, 2, 2, backbone="plain", features=[4, 8, 16]).eval()
+    x = torch.rand(1, 2, *([16] * spatial_dims))
+    with torch.no_grad():
+        ref = net(x)
+    keys = list(net.state_dict())
+    assert speed_options(net, compile=False, channels_last=True) is net  # in place
+    fmt = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+    conv = next(p for p in net.parameters() if p.ndim == spatial_dims + 2)
+    assert conv.is_contiguous(memory_format=fmt)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
+    speed_options(net, compile="eager")  # the graph capture of torch.compile, without a C++ toolchain
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), ref, rtol=1e-5, atol=1e-5)
+    assert list(net.state_dict()) == keys  # checkpoints load as before
+
+
+def test_family_configs_wire_the_gpu_habits():
+    """pin_memory on every loader (training, validation/evaluation, inference), non_blocking on every engine,
+    cudnn.benchmark through configure_backends(@deterministic), compile / channels_last through speed_options."""
+    root = Path(__file__).resolve().parents[2] / "bundles" / "_base"
+    for dataset in ("hecktor", "riga"):
+        configs = {
+            n: json.loads((root / dataset / "configs" / n).read_text()) for n in ("train.json", "inference.json")
+        }
+        for name, config in configs.items():
+            assert config["pin_memory"] == "$torch.cuda.is_available()" and config["deterministic"] is True, name
+            assert config["compile"] is False and config["channels_last"] is False, name
+            assert config["network"].startswith("$monai_lexu.data.speed_options(@network_def.to(@device)"), name
+            assert config["initialize"][1] == "$monai_lexu.data.configure_backends(@deterministic)", name
+        train, inference = configs["train.json"], configs["inference.json"]
+        for loader in (train["train"]["dataloader"], train["validate"]["dataloader"], inference["dataloader"]):
+            assert loader["pin_memory"] == "@pin_memory"
+        for engine in (train["train"]["trainer"], train["validate"]["evaluator"], inference["evaluator"]):
+            assert engine["non_blocking"] is True

@@ -50,8 +50,14 @@ def _nbytes(item: dict) -> int:
 
 
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hecktor_cache")
+def data_tmp(tmp_path_factory):
+    """One folder for the module: the synthetic set is generated and converted once."""
+    return tmp_path_factory.mktemp("hecktor_cache")
+
+
+@pytest.fixture(scope="module")
+def datasets(data_tmp):
+    tmp = data_tmp
     return {
         name: {
             split: _parser(tmp, **over).get_parsed_content(f"{split}#dataset", instantiate=True)
@@ -113,3 +119,28 @@ def test_after_cache_is_where_caching_stops():
     assert [ds[i]["x"] for i in range(2)] == [4, 6] and calls == [2, 3]  # run on every access
     assert ds[0]["x"] == 4 and len(calls) == 3
     assert AfterCache(Lambdad("x", lambda x: -x))({"x": 3}) == {"x": -3}  # a single transform works too
+
+
+def test_thread_loader_and_persistent_dataset_options(data_tmp):
+    """The documented overrides (bundles/README.md, GPU habits): ThreadDataLoader for the loader, PersistentDataset
+    (disk cache) for the dataset; the first training batch equals the default CacheDataset + DataLoader's."""
+    from monai.data import PersistentDataset, ThreadDataLoader
+
+    tmp = data_tmp
+    persistent = {
+        "_target_": "PersistentDataset",
+        "data": "@train#data",
+        "transform": "@train#preprocessing",
+        "cache_dir": str(tmp / "persistent"),
+    }
+    batches = []
+    for over in ({}, {"train#dataloader#_target_": "ThreadDataLoader", "train#dataset": persistent}):
+        parser = _parser(tmp, **over, **{"train#dataloader#shuffle": False})
+        loader = parser.get_parsed_content("train#dataloader")
+        loader.dataset.transform.set_random_state(seed=0)
+        batches.append((loader, next(iter(loader))))
+    (default, a), (other, b) = batches
+    assert isinstance(other, ThreadDataLoader) and isinstance(other.dataset, PersistentDataset)
+    assert any((tmp / "persistent").iterdir())  # the deterministic part was cached on disk
+    for key in ("image", "raters", "soft_label", "rater_var"):
+        torch.testing.assert_close(torch.as_tensor(a[key]), torch.as_tensor(b[key]), rtol=0, atol=0)
