@@ -33,6 +33,12 @@ class CandidateRegions:
     sizes: np.ndarray
 
 
+def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``(len(a), len(b))`` of row vectors (clipped at 0 against rounding)."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0)
+
+
 def kmeans_candidates(masks: np.ndarray, k: int, max_iter: int = 50) -> CandidateRegions:
     """Cluster ``N`` masks into at most ``k`` candidate regions (see the module docstring).
 
@@ -54,19 +60,20 @@ def kmeans_candidates(masks: np.ndarray, k: int, max_iter: int = 50) -> Candidat
         raise ValueError(f"kmeans_candidates: masks must be (N, *S) with N >= 1, got shape {masks.shape}.")
     n = masks.shape[0]
     x = masks.reshape(n, -1)
-    distinct = np.unique(x, axis=0).shape[0]
+    pair = _sq_dist(x, x)
+    distinct = sum(1 for i in range(n) if not any(np.array_equal(x[i], x[j]) for j in range(i) if pair[i, j] < 0.5))
     k = min(k, distinct)
-    first = int(np.argmin(((x - x.mean(0)) ** 2).sum(1)))
-    centres = [x[first]]
-    nearest = ((x - centres[0]) ** 2).sum(1)
+    first = int(np.argmin(_sq_dist(x, x.mean(0, keepdims=True))[:, 0]))
+    centres = [first]
+    nearest = pair[:, first].copy()
     while len(centres) < k:
         nxt = int(np.argmax(nearest))
-        centres.append(x[nxt])
-        nearest = np.minimum(nearest, ((x - x[nxt]) ** 2).sum(1))
-    c = np.stack(centres)
+        centres.append(nxt)
+        nearest = np.minimum(nearest, pair[:, nxt])
+    c = x[centres]
     assign = np.full(n, -1)
     for _ in range(max_iter):
-        dist = ((x[:, None, :] - c[None, :, :]) ** 2).sum(2)
+        dist = _sq_dist(x, c)
         new = dist.argmin(1)
         if np.array_equal(new, assign):
             break
