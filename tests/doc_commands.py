@@ -1,7 +1,8 @@
 """Run the shell blocks of a Markdown document in the order written, CPU-sized, in a copy of the repository.
 
-``tests/test_readme_commands.py`` (the README, after the quick start) and ``tests/bundles/test_bundle_docs.py`` (each
-bundle's ``docs/README.md``) use it; the ``doc_commands`` fixture of ``tests/conftest.py`` hands this module out.
+``tests/test_readme_commands.py`` (the README, after the quick start) and the ``test_docs_commands_run_in_order`` of
+each ``tests/bundles/test_<bundle>.py`` (the bundle's ``docs/README.md``) use it; the ``doc_commands`` fixture of
+``tests/conftest.py`` hands this module out.
 
 What "CPU-sized" means here, and the only changes made to the commands as written:
 
