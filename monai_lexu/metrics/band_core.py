@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from monai.utils import MetricReduction
 
-from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
+from monai_lexu.metrics.utils import PerImageMetric, as_work_tensor, check_same_shape, nan_rows, threshold_for
 
 __all__ = ["BAND_CORE_TOLERANCE", "BandCoreRatioMetric", "band_core_ratio"]
 
@@ -48,16 +48,17 @@ def band_core_ratio(
     Raises:
         ValueError: on a shape mismatch or fewer than 3 dims.
     """
-    u, s = as_float_tensor(unc, "unc"), as_float_tensor(soft_label, "soft_label")
+    u, s = as_work_tensor(unc, soft_label, names="unc, soft_label")
     check_same_shape(u, s, names="unc, soft_label")
     u, s = u.flatten(2), s.to(u.device).flatten(2)
-    band = (s > tol) & (s < 1.0 - tol)
-    core = s >= 1.0 - tol
-    n_band, n_core = band.sum(-1), core.sum(-1)
-    band_mean = torch.where(band, u, torch.zeros_like(u)).sum(-1) / n_band.clamp(min=1)
-    core_mean = torch.where(core, u, torch.zeros_like(u)).sum(-1) / n_core.clamp(min=1)
+    band = (s > threshold_for(tol, s.dtype, ">")) & (s < threshold_for(1.0 - tol, s.dtype, "<"))
+    core = s >= threshold_for(1.0 - tol, s.dtype, ">=")
+    n_band, n_core = torch.count_nonzero(band, dim=-1), torch.count_nonzero(core, dim=-1)
+    # u * mask: NaN * 0 is NaN, but an image with a NaN is undefined anyway (below)
+    band_mean = (u * band).sum(-1, dtype=torch.float64) / n_band.clamp(min=1)
+    core_mean = (u * core).sum(-1, dtype=torch.float64) / n_core.clamp(min=1)
     ratio = band_mean / torch.where(core_mean > 0, core_mean, torch.ones_like(core_mean))
-    undefined = (n_band == 0) | (n_core == 0) | (core_mean <= 0) | torch.isnan(u).any(-1) | torch.isnan(s).any(-1)
+    undefined = (n_band == 0) | (n_core == 0) | (core_mean <= 0) | nan_rows(u) | nan_rows(s)
     return torch.where(undefined, torch.full_like(ratio, float("nan")), ratio).float()
 
 

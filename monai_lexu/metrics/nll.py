@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from monai.utils import MetricReduction
 
 from monai_lexu.contract import check_unit_range
-from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
+from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, as_work_tensor, check_same_shape, threshold_for
 
 __all__ = [
     "negative_log_likelihood",
@@ -50,14 +51,24 @@ def negative_log_likelihood(
     Raises:
         ValueError: on a shape mismatch or values outside [0, 1].
     """
-    p, g = as_float_tensor(y_pred, "y_pred"), as_float_tensor(y, "y")
+    p, g = as_work_tensor(y_pred, y)
     check_same_shape(p, g)
     check_unit_range(p, "y_pred")
     check_unit_range(g, "y")
-    p = p.clamp(eps, 1.0 - eps)
     g = g.to(p.device)
-    ll = g * torch.log(p) + (1.0 - g) * torch.log1p(-p)
-    return (-ll.flatten(2).mean(-1)).float()
+    if p.dtype == torch.float64:
+        p = p.clamp(eps, 1.0 - eps)
+        ll = g * torch.log(p) + (1.0 - g) * torch.log1p(-p)
+        return (-ll.flatten(2).mean(-1)).float()
+    # float32: logs of the float32 values (exact inputs, ~1 ulp results), the clamped pixels with the float64
+    # constants log(eps), log(1 - eps) (clamping in float32 would move 1 - eps by 1e-8, 2e-5 relative in log(eps)),
+    # sums in float64
+    lo, hi = eps, 1.0 - eps
+    below, above = p < threshold_for(lo, p.dtype, "<"), p > threshold_for(hi, p.dtype, ">")
+    log_p = torch.where(below, math.log(lo), torch.where(above, math.log(hi), torch.log(p)))
+    log_q = torch.where(below, math.log1p(-lo), torch.where(above, math.log1p(-hi), torch.log1p(-p)))
+    ll = torch.lerp(log_q, log_p, g)  # g log p + (1 - g) log(1 - p)
+    return (-ll.flatten(2).sum(-1, dtype=torch.float64) / ll.flatten(2).shape[-1]).float()
 
 
 def negative_log_likelihood_reference(

@@ -9,7 +9,8 @@ Adding a metric to the report is one functional core, one :class:`monai.metrics.
 
 The inputs are the report's per-image maps, each (L, *S): ``prob`` (probability), ``unc`` (uncertainty),
 ``soft_label`` (mean of the valid raters), ``rater_var`` (their variance) and ``ground_truth`` (a true mask; only
-when the report has a ``ground_truth_key``). The first input is the metric's ``y_pred``, the second its ``y``.
+when the report has a ``ground_truth_key``), and the maps derived from them once per image (:data:`DERIVED_INPUTS`:
+``prob_entropy``, ``soft_label_entropy``). The first input is the metric's ``y_pred``, the second its ``y``.
 """
 
 from __future__ import annotations
@@ -34,13 +35,25 @@ from monai_lexu.metrics.entropy import MeanEntropyMetric, WeightedMeanEntropyMet
 from monai_lexu.metrics.nll import NegativeLogLikelihoodMetric
 from monai_lexu.metrics.soft_dice import SoftDiceMetric
 
-__all__ = ["ACROSS_IMAGES", "PER_IMAGE", "REPORT_INPUTS", "REPORT_METRICS", "ReportMetric", "report_metric_names"]
+__all__ = [
+    "ACROSS_IMAGES",
+    "DERIVED_INPUTS",
+    "PER_IMAGE",
+    "REPORT_INPUTS",
+    "REPORT_METRICS",
+    "ReportMetric",
+    "report_metric_names",
+]
 
 PER_IMAGE = "per_image"
 """Scope of a metric with one value per (image, structure): its buffer (N, L) is the column; mean/std over images."""
 ACROSS_IMAGES = "across_images"
 """Scope of a metric computed once over all images (SR, DC, pooled ECE): one value per structure, (L,)."""
-REPORT_INPUTS = ("prob", "unc", "soft_label", "rater_var", "ground_truth")
+DERIVED_INPUTS = {"prob_entropy": "prob", "soft_label_entropy": "soft_label"}
+"""Maps the report computes ONCE per image from another input (derived name -> source), for the metrics that share
+them: the binary entropy (bits, :func:`monai_lexu.metrics.entropy.entropy_map`) of the probability and of the soft
+label (WME uses both, ME the first)."""
+REPORT_INPUTS = ("prob", "unc", "soft_label", "rater_var", "ground_truth", *DERIVED_INPUTS)
 """The per-image maps a report metric can take, each (L, *S)."""
 
 
@@ -116,8 +129,11 @@ REPORT_METRICS: dict[str, ReportMetric] = {
     ),
     "soft_dice": ReportMetric(lambda _: SoftDiceMetric(), ("prob", "soft_label")),
     "NLL": ReportMetric(lambda _: NegativeLogLikelihoodMetric(), ("prob", "soft_label")),
-    "WME": ReportMetric(lambda _: WeightedMeanEntropyMetric(), ("prob", "soft_label")),
-    "ME": ReportMetric(lambda _: MeanEntropyMetric(), ("prob",)),
+    "WME": ReportMetric(
+        lambda _: WeightedMeanEntropyMetric(pred_is_entropy=True, target_is_entropy=True),
+        ("prob_entropy", "soft_label_entropy"),
+    ),
+    "ME": ReportMetric(lambda _: MeanEntropyMetric(pred_is_entropy=True), ("prob_entropy",)),
     "ECE": ReportMetric(
         lambda s: CalibrationMetric(num_bins=s["calibration_bins"]),
         ("prob", "soft_label"),
@@ -140,4 +156,9 @@ def report_metric_names(available: set[str] | frozenset[str]) -> list[str]:
     Args:
         available: names of the inputs the report has, a subset of :data:`REPORT_INPUTS`.
     """
-    return [name for name, spec in REPORT_METRICS.items() if set(spec.inputs) <= set(available)]
+    return [name for name, spec in REPORT_METRICS.items() if set(source_inputs(spec.inputs)) <= set(available)]
+
+
+def source_inputs(inputs: tuple[str, ...] | list[str]) -> list[str]:
+    """The report inputs behind ``inputs`` (a derived input, :data:`DERIVED_INPUTS`, stands for its source)."""
+    return [DERIVED_INPUTS.get(name, name) for name in inputs]

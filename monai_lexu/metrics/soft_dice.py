@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from monai.utils import MetricReduction
 
-from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape
+from monai_lexu.metrics.utils import PerImageMetric, as_work_tensor, check_same_shape, nan_rows, threshold_for
 
 __all__ = ["soft_dice", "SoftDiceMetric"]
 
@@ -42,19 +42,20 @@ def soft_dice(
     Returns:
         float32 tensor (B, L).
     """
-    p, g = as_float_tensor(y_pred, "y_pred"), as_float_tensor(y, "y")
+    p, g = as_work_tensor(y_pred, y)
     check_same_shape(p, g)
     if len(thresholds) == 0:
         raise ValueError("`thresholds` must contain at least one threshold.")
     p, g = p.flatten(2), g.to(p.device).flatten(2)
     dices = []
     for t in thresholds:
-        pt, gt = p > t, g > t
-        inter = (pt & gt).sum(-1, dtype=torch.float64)
-        total = pt.sum(-1, dtype=torch.float64) + gt.sum(-1, dtype=torch.float64)
+        c = threshold_for(t, p.dtype, ">")  # float32 input: the same masks as in float64
+        pt, gt = p > c, g > c
+        inter = torch.count_nonzero(pt & gt, dim=-1).double()
+        total = (torch.count_nonzero(pt, dim=-1) + torch.count_nonzero(gt, dim=-1)).double()
         dices.append((2.0 * inter + smooth) / (total + smooth))
     out = torch.stack(dices, 0).mean(0)
-    has_nan = torch.isnan(p).any(-1) | torch.isnan(g).any(-1)
+    has_nan = nan_rows(p) | nan_rows(g)
     return torch.where(has_nan, torch.full_like(out, float("nan")), out).float()
 
 

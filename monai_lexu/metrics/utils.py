@@ -10,7 +10,16 @@ from monai.metrics.metric import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
-__all__ = ["as_float_tensor", "check_same_shape", "image_scores", "nan_aware_reduction", "PerImageMetric"]
+__all__ = [
+    "as_float_tensor",
+    "as_work_tensor",
+    "check_same_shape",
+    "image_scores",
+    "nan_aware_reduction",
+    "nan_rows",
+    "threshold_for",
+    "PerImageMetric",
+]
 
 
 def as_float_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -33,6 +42,66 @@ def as_float_tensor(x: Any, name: str, dtype: torch.dtype = torch.float64) -> to
         return torch.as_tensor(np.asarray(x), dtype=dtype)
     except (TypeError, ValueError) as e:
         raise ValueError(f"`{name}` must be a tensor or array of numbers, got {type(x).__name__}: {e}") from e
+
+
+def as_work_tensor(*xs: Any, names: str = "y_pred, y") -> list[torch.Tensor]:
+    """Convert maps to the metrics' working dtype: float64 if any of them is float64, else float32 (no copy when a map
+    already is).
+
+    The metrics compute element-wise in float32 for float32 (and integer / bool) input and accumulate every sum in
+    float64: their values equal the former all-float64 computation within 1e-6 relative (tested), thresholds compare
+    exactly as in float64 (:func:`threshold_for`), and the working set is half as large.
+
+    Args:
+        xs: the maps (tensors, arrays or nested sequences).
+        names: their argument names, comma-separated, for error messages.
+    """
+    labels = [n.strip() for n in names.split(",")] + [f"arg{i}" for i in range(len(xs))]
+    wide = any(_dtype_of(x) == torch.float64 for x in xs)
+    return [as_float_tensor(x, labels[i], torch.float64 if wide else torch.float32) for i, x in enumerate(xs)]
+
+
+def _dtype_of(x: Any) -> torch.dtype | None:
+    if isinstance(x, torch.Tensor):
+        return x.dtype
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        return torch.float64
+    return None
+
+
+def nan_rows(x: torch.Tensor) -> torch.Tensor:
+    """``torch.isnan(x).any(-1)``, with one cheap pass over ``x`` when it holds no NaN (the usual case)."""
+    if x.numel() and not x.is_floating_point():
+        return torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
+    if x.numel() and not torch.isnan(torch.aminmax(x)[0]):
+        return torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device)
+    return torch.isnan(x).any(-1)
+
+
+def threshold_for(t: float, dtype: torch.dtype, op: str) -> float:
+    """The threshold ``c`` for which ``x <op> c`` in ``dtype`` equals ``x <op> t`` in exact (float64) arithmetic for
+    every ``x`` of ``dtype``.
+
+    A float32 tensor compared with a Python float compares in float32, i.e. with ``t`` rounded to the nearest float32
+    (``0.3`` becomes ``0.30000001``), which changes ``x > 0.3`` for ``x = float32(0.3)`` (e.g. a soft label of 3 of
+    10 raters). For ``>`` and ``<=`` the right float32 is the largest one ``<= t``, for ``>=`` and ``<`` the smallest
+    one ``>= t``.
+
+    Args:
+        t: the threshold.
+        dtype: the tensor's dtype (float64: ``t`` itself).
+        op: ``">"``, ``">="``, ``"<"`` or ``"<="``.
+    """
+    if dtype == torch.float64:
+        return float(t)
+    c = np.float32(t)
+    if op in (">", "<=") and float(c) > t:
+        c = np.nextafter(c, np.float32(-np.inf))
+    elif op in (">=", "<") and float(c) < t:
+        c = np.nextafter(c, np.float32(np.inf))
+    elif op not in (">", ">=", "<", "<="):
+        raise ValueError(f"op must be one of >, >=, <, <=, got {op!r}.")
+    return float(c)
 
 
 def check_same_shape(y_pred: torch.Tensor, y: torch.Tensor, min_ndim: int = 3, names: str = "y_pred, y") -> None:
@@ -71,6 +140,9 @@ def image_scores(x: Any, name: str) -> torch.Tensor:
     Raises:
         ValueError: if ``x`` has fewer than 2 dims.
     """
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim > 2:
+        # summed in float64 straight from the input dtype (no float64 copy of the maps)
+        return x.detach().sum(dim=tuple(range(2, x.ndim)), dtype=torch.float64)
     t = as_float_tensor(x, name)
     if t.ndim < 2:
         raise ValueError(f"`{name}` must have shape (N, L) or (N, L, *spatial), got {tuple(t.shape)}.")
@@ -112,10 +184,29 @@ class PerImageMetric(CumulativeIterationMetric):
         get_not_nans: if True, ``aggregate()`` returns ``(metric, not_nans)``.
     """
 
+    chunk_voxels: int = 2**18
+    """Voxels per map computed at once: a call with many images is computed a few images at a time (each image is
+    independent, so the values are the same) so that the working set stays near the cache size and the cost per
+    image does not grow with the batch (measured: 2-3x per image at 50 images per call without it)."""
+
     def __init__(self, reduction: MetricReduction | str = MetricReduction.MEAN_BATCH, get_not_nans: bool = False):
         super().__init__()
         self.reduction = MetricReduction(reduction)
         self.get_not_nans = get_not_nans
+
+    def __call__(self, y_pred: Any, y: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        if not isinstance(y_pred, torch.Tensor) or y_pred.ndim < 3 or y_pred.shape[0] < 2:
+            return super().__call__(y_pred, y, **kwargs)
+        step = max(1, self.chunk_voxels // max(1, y_pred[0].numel()))
+        if step >= y_pred.shape[0]:
+            return super().__call__(y_pred, y, **kwargs)
+        parts = [
+            super(PerImageMetric, self).__call__(y_pred[i : i + step], None if y is None else y[i : i + step], **kwargs)
+            for i in range(0, y_pred.shape[0], step)
+        ]
+        if isinstance(parts[0], (list, tuple)):
+            return [torch.cat([part[j] for part in parts]) for j in range(len(parts[0]))]
+        return torch.cat(parts)
 
     def _buffer(self) -> torch.Tensor:
         data = self.get_buffer()
