@@ -13,7 +13,7 @@ from .checkpoint import (
     resume_path,
 )
 from .command import bundle_command, running_bundle_args
-from .ddp import handlers_for_rank
+from .ddp import end_process_group, handlers_for_rank
 from .interrupt import INTERRUPT_EXIT_CODE, StopOnInterrupt, install_interrupt_hook
 from .logs import KNOWN_HARMLESS_WARNINGS, quiet_known_warnings, quiet_run
 from .nonfinite import StopOnNonFiniteLoss, batch_case_ids, nonfinite_cases
@@ -42,6 +42,7 @@ __all__ = [
     "bundle_command",
     "format_duration",
     "from_engine_output",
+    "end_process_group",
     "handlers_for_rank",
     "lookup_key",
     "loss_terms_output",
