@@ -276,8 +276,10 @@ def evaluate_heatmaps(
     - the Parzen calibration curve against the soft label (node spacing ``1/K``; ``calibration_curves.png``,
       ``parzen_<method>.csv``) and its distance to the diagonal (N1-weighted mean |frequency - node|);
     - ECE of ``clip(h, 0, 1)`` against the soft label (``ece_bins`` equal bins, pooled over voxels);
-    - sensitivity of the union (``h > 0``) and precision of the intersection (``h >= 0.99``) against the majority of
-      the raters (pooled voxel ratios; ``union_intersection.csv``);
+    - sensitivity of the union and precision of the intersection of the MEMBERS' masks (any member votes / every
+      member votes: ``m > 0`` and ``m >= 0.99`` for the equal-weight mean ``m`` of the votes, the reference's choice
+      for every method, the calibrated ensemble included) against the majority of the raters (pooled voxel ratios;
+      ``union_intersection.csv``);
     - the Dice estimated from ``h`` for the binary prediction ŷ = the majority vote of ``prediction_method``'s members
       (``h > 0.5`` of that method, the paper's choice; the calibrated ensemble's ``h >= 0.5`` when that method is
       not evaluated) vs the true Dice of ŷ against the raters' majority, per case; Pearson r and MAE
@@ -333,12 +335,13 @@ def evaluate_heatmaps(
         raters = torch.as_tensor(batch["raters"]).cpu()
         valid = batch.get("rater_valid")
         valid = torch.ones(raters.shape[:2], dtype=torch.bool) if valid is None else torch.as_tensor(valid).cpu()
-        heat = {}
+        heat, mean_votes = {}, {}
         for m in evaluated:
             start = time.perf_counter()
             votes = predict_votes(nets[m["name"]], image, m["num_heads"], m.get("base_inferer"), m.get("mc_samples", 1))
             seconds[m["name"]] += time.perf_counter() - start
             heat[m["name"]] = calibrated_heatmap(votes.cpu(), coefs[m["name"]]).double()
+            mean_votes[m["name"]] = votes.cpu().double().mean(1)  # (B, L, *S): the members' masks, weights 1/K
         yhat = heat[pred_from] > 0.5 if pred_from != "calibrated" else heat[pred_from] >= 0.5
         case_id = str(batch.get("id", [f"case{n_cases - 1}"])[0])
         for n in names:
@@ -359,7 +362,10 @@ def evaluate_heatmaps(
                         np.bincount(idx, minlength=ece_bins),
                     ]
                 )
-                for key, v in union_intersection_counts(hs, majority[0, s]).items():
+                # Table 1 of the paper: union / intersection of the MEMBERS' masks, i.e. the equal-weight mean of the
+                # votes (the reference compute_global_sens_prec_UQ.py uses weights 1/K for the calibrated ensemble
+                # too); on the calibrated h, "h >= 0.99" is never reached when sum(a) < 0.99.
+                for key, v in union_intersection_counts(mean_votes[n][0, s], majority[0, s]).items():
                     ui[n][name][key] += v
                 est = float(estimated_dice(hs.clamp(0, 1)[None, None], yhat[0, s][None, None])[0, 0])
                 true = float(binary_dice(yhat[0, s][None], majority[0, s][None])[0])

@@ -28,3 +28,45 @@ def test_predict_votes_thresholds_the_sigmoid_of_each_head():
     votes = predict_votes(Heads(), x, num_heads=2)
     assert votes.shape == (1, 2, 1, 1, 3)
     assert votes[0, :, 0, 0].tolist() == [[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]]
+
+
+def test_evaluate_heatmaps_union_intersection_of_the_members_masks(tmp_path):
+    """Table 1 uses the members' masks (weights 1/K) for every method: the calibrated h (sum a = 0.9 < 0.99 here)
+    would have no intersection voxel; the members' intersection (every member votes) does."""
+    from monai_lexu.engines.calibrated_ensemble import evaluate_heatmaps
+
+    class Heads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return self.scale * x
+
+    net = Heads()
+    ckpt = tmp_path / "model.pt"
+    torch.save(net.state_dict(), ckpt)
+    # 3 members, 1 structure, 4 pixels: votes [[1,1,1,0],[1,1,0,0],[1,0,0,0]]
+    logits = torch.tensor([[1.0, 1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [1.0, -1.0, -1.0, -1.0]])
+    raters = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])  # majority [1,1,0,0]
+    case = {
+        "id": "c0",
+        "image": logits.reshape(3, 1, 4),
+        "raters": raters.reshape(3, 1, 1, 4),
+        "rater_valid": torch.ones(3, dtype=torch.bool),
+        "soft_label": raters.mean(0).reshape(1, 1, 4),
+    }
+    methods = [
+        {
+            "name": "calibrated",
+            "network": net,
+            "checkpoint": str(ckpt),
+            "num_heads": 3,
+            "coefficients": [[0.3, 0.3, 0.3]],
+        }
+    ]
+    summary = evaluate_heatmaps(methods, [case], lambda d: d, ["s"], tmp_path / "out")
+    row = summary["methods"]["calibrated"]["structures"]["s"]
+    assert row["union_sensitivity"] == pytest.approx(1.0)  # union [1,1,1,0] covers the majority [1,1,0,0]
+    assert row["intersection_precision"] == pytest.approx(1.0)  # intersection [1,0,0,0]: one pixel, foreground
+    assert (tmp_path / "out" / "union_intersection.csv").is_file()
