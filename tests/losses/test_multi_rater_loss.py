@@ -283,3 +283,83 @@ def test_dgm_values_and_gradients_equal_the_torch_var_reference(k):
         x, {"soft_label": torch.rand(4, 2, 16, 16), "rater_var": rater_var}
     ).backward()
     torch.testing.assert_close(x.grad, 2.5 * x_ref.grad, rtol=1e-6, atol=1e-9)
+
+
+def _unfused_reference(logits, target, k, alpha, beta, aux_weight, sampling, seed):
+    """The loss as the unfused autograd ops computed it before (rater gather, cat, element-wise BCE, torch.var)."""
+    raters, valid, soft, rater_var = (
+        target["raters"],
+        target.get("rater_valid"),
+        target["soft_label"],
+        target["rater_var"],
+    )
+    heads = logits.reshape(logits.shape[0], k, -1, *logits.shape[2:])
+    if k > 1 and sampling != "none":
+        sampled = sample_valid_raters(
+            raters, valid, k - 1, per_sample=sampling == "sample", generator=torch.Generator().manual_seed(seed)
+        )
+        targets = torch.cat([sampled, soft.unsqueeze(1)], dim=1)
+    else:
+        targets = soft.unsqueeze(1).expand_as(heads)
+    per_head = F.binary_cross_entropy_with_logits(heads, targets, reduction="none")
+    per_head = per_head.transpose(0, 1).reshape(k, -1).mean(dim=1)
+    seg = (torch.tensor([aux_weight] * (k - 1) + [1.0]) * per_head).sum()
+    total = alpha * seg
+    if beta != 0:
+        head_var = torch.sigmoid(heads).var(dim=1, unbiased=True)
+        mse = F.mse_loss(head_var, rater_var)
+        total = total + beta * torch.sqrt(torch.clamp(mse, min=torch.finfo(torch.float32).tiny))
+    return total, per_head
+
+
+@pytest.mark.parametrize(
+    "k, sampling, beta, variable_raters, spatial",
+    [
+        (4, "batch", 5.0, False, (12, 10)),
+        (4, "batch", 5.0, True, (12, 10)),
+        (3, "sample", 2.5, True, (6, 5, 4)),
+        (5, "none", 5.0, False, (8, 8)),
+        (4, "batch", 0.0, False, (8, 8)),
+        (2, "sample", 0.0, True, (8, 8)),
+        (1, "none", 0.0, False, (8, 8)),
+    ],
+)
+def test_fused_loss_equals_the_unfused_reference(k, sampling, beta, variable_raters, spatial):
+    """The fused per-head BCE + DGM (one sigmoid, targets as views, gradient by hand) gives the unfused ops' value
+    (<= 1e-6 relative), per-head terms and gradient, with the same rater draws from the same generator."""
+    g = torch.Generator().manual_seed(k + len(spatial))
+    b, r, n_struct = 3, 4, 2
+    logits = 3 * torch.randn(b, k * n_struct, *spatial, generator=g)
+    raters = (torch.rand(b, r, n_struct, *spatial, generator=g) > 0.5).float()
+    valid = torch.ones(b, r, dtype=torch.bool)
+    if variable_raters:
+        valid[0, 2:] = False
+        valid[2, 1] = False
+    target = {"raters": raters, "rater_valid": valid}
+    w = valid.float().reshape(b, r, 1, *([1] * len(spatial)))
+    target["soft_label"] = (raters * w).sum(1) / w.sum(1)
+    target["rater_var"] = torch.stack(
+        [raters[i, valid[i]].var(dim=0) if valid[i].sum() > 1 else torch.zeros_like(raters[i, 0]) for i in range(b)]
+    )
+    for seed in (0, 1, 2):
+        x = logits.clone().requires_grad_(True)
+        loss = MultiHeadRaterLoss(
+            k, alpha=1.5, beta=beta, aux_weight=0.3, sampling=sampling, generator=torch.Generator().manual_seed(seed)
+        )
+        value = loss(x, target)
+        value.backward()
+        x_ref = logits.clone().requires_grad_(True)
+        ref, ref_heads = _unfused_reference(x_ref, target, k, 1.5, beta, 0.3, sampling, seed)
+        ref.backward()
+        assert value.item() == pytest.approx(ref.item(), rel=1e-6)
+        assert loss.last_terms["seg_last"].item() == pytest.approx(ref_heads[-1].item(), rel=1e-6)
+        torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-9)
+
+
+def test_fused_loss_second_backward_is_refused():
+    """The gradient is computed in place in the saved sigmoids: a second backward (retain_graph) raises."""
+    x = torch.randn(2, 4, 4, 4, requires_grad=True)
+    value = LEXULoss(2)(x, {"raters": (torch.rand(2, 3, 2, 4, 4) > 0.5).float()})
+    value.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward per forward"):
+        value.backward()
