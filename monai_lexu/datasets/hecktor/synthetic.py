@@ -36,7 +36,7 @@ the oropharynx and the upper neck.
   ``a_j`` in [-0.12, 0.25]); see :func:`structure_distance`. It has a sharp **core** (``d <= r_core``: PET at the
   core SUV, CT tumour 50 HU / node 38 HU) and a faint **rim** (``r_core < d <= r_outer``) where the PET falls linearly
   from 45 % of the core SUV to 1.3 x the local background and the CT blends into the surrounding tissue. Sizes:
-  GTVp core radius 6-10 mm, rim 3-8 mm; GTVn core radius 3.5-6.5 mm, rim 2-4.5 mm.
+  GTVp core radius 6-10 mm, rim 3-8 mm; GTVn core radius 5-8 mm, rim 3-6 mm.
 
 - **Raters** (2, 3 or 4 per case, cycling with the case index; a random subset of ``rater1..rater4`` as the real
   multi-rater release where each case was contoured by a subset of the experts): rater ``r`` contours every
@@ -220,7 +220,10 @@ def _draw_structures(rng: np.random.Generator, shift: np.ndarray, raters: Sequen
         nodes.append((-side, rng.uniform(-26.0, -12.0)) if rng.random() < 0.5 else (side, rng.uniform(-40.0, -32.0)))
     for node_side, z_n in nodes:
         centre = np.array([node_side * rng.uniform(29.0, 34.0), rng.uniform(2.0, 8.0), z_n])
-        specs.append(("GTVn", centre, rng.uniform(3.5, 6.5), rng.uniform(2.0, 4.5), rng.uniform(3.0, 8.0)))
+        # a contoured metastatic node: core radius 5-8 mm, rim 3-6 mm, so the raters' contours span 11-27 mm in
+        # diameter (pathological nodes are >= 10 mm in short axis). The earlier 3.5-6.5 / 2-4.5 mm nodes were partly
+        # normal-sized, and their disagreement band (median 1.9 mm) was thinner than one 2 mm voxel of the CPU recipe.
+        specs.append(("GTVn", centre, rng.uniform(5.0, 8.0), rng.uniform(3.0, 6.0), rng.uniform(3.0, 8.0)))
     structures: list[dict[str, Any]] = []
     for name, centre, r_core, rim, suv in specs:
         axes = rng.uniform(0.8, 1.2, 3)
