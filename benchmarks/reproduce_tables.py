@@ -39,6 +39,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without an install, like the bundle subprocesses (cwd = REPO)
 BUNDLES = REPO / "bundles"
 RIGA_METHODS = {"LEXU": "lexu_riga", "LE": "layer_ensemble_riga", "DE": "deep_ensemble_riga"}
+CALIBRATED = "calibrated_ensemble_riga"
+# methods of the calibrated-ensemble bundle (no paper row in Table 2): run-folder name stem, training stages (config
+# lists, each with its extra overrides), the weights the run writes, evaluation configs and overrides. Both evaluate
+# through monai_lexu.inferers.CalibratedEnsembleInferer, so --keep_head_maps keeps the members / dropout samples.
+RIGA_EXTRA: dict[str, dict] = {
+    "MCD": {  # the bundle's dropout baseline: p = 0.1 after every convolution, T = 7 passes, equal weights
+        "stem": f"{CALIBRATED}_dropout",
+        "train": [(("train.json", "cpu_small.json", "dropout.json"), {})],
+        "weights": "models/dropout/model.pt",
+        "evaluate": ("train.json", "dropout.json", "evaluate.json", "cpu_small.json"),
+        "eval_overrides": {
+            "val_inferer#coefficients": "$monai_lexu.inferers.equal_coefficients(7, @num_structures)",
+            "val_inferer#num_heads": 7,
+            "val_inferer#mc_samples": 7,
+        },
+    },
+    "CE": {  # the calibrated ensemble: base + 7 shifted members per fold (3 folds), coefficients out of fold
+        "stem": CALIBRATED,
+        "train": [(("train.json", "cpu_small.json"), {"fold": k}) for k in range(3)]
+        + [(("train.json", "cpu_small.json", "fit_calibration.json"), {})],
+        "weights": "models/calibration.json",
+        "evaluate": ("train.json", "evaluate.json", "cpu_small.json"),
+        "eval_overrides": {},
+    },
+}
 FUSIONS = ("random", "majority", "staple", "union", "intersection")
 NUM_THREADS = {"value": 1}  # torch threads of every bundle run (--num-threads), passed explicitly as --num_threads
 VARIANTS = ("unperturbed", "perturbed")
@@ -95,8 +120,13 @@ def reproduce_riga(
     betas: Sequence[float] = (),
     analyses: bool = False,
     beta_seeds: Sequence[int] | None = None,
+    extra: Sequence[str] = (),
+    extra_seeds: Sequence[int] = (27,),
 ) -> dict:
     """Train/evaluate ``methods`` (of LEXU, LE, DE) on the RIGA-like set; write Table 2 and Fig. 3.
+
+    ``extra`` (of :data:`RIGA_EXTRA`: ``MCD``, ``CE``) trains and evaluates those methods of the calibrated-ensemble
+    bundle too (seeds ``extra_seeds``; with ``analyses``, their per-sample/member maps clean and distorted).
 
     The cost columns (parameters, time per image) are always measured for all three methods side by side.
     """
@@ -114,7 +144,7 @@ def reproduce_riga(
             timings[run_dir.name] = _train_and_evaluate(
                 bundle,
                 run_dir,
-                {"dataset_dir": str(data), "seed": seed},
+                {"dataset_dir": str(data), "seed": seed, "make_synthetic": True},
                 "metrics_test.json",
                 force,
                 ["cpu_small.json"],
@@ -127,15 +157,35 @@ def reproduce_riga(
             timings[run_dir.name] = _train_and_evaluate(
                 "lexu_riga",
                 run_dir,
-                {"dataset_dir": str(data), "seed": seed, "beta": beta},
+                {"dataset_dir": str(data), "seed": seed, "beta": beta, "make_synthetic": True},
                 "metrics_test.json",
                 force,
                 ["cpu_small.json"],
             )
+    for name in extra:
+        for seed in extra_seeds:
+            run_dir = work / "runs" / f"{RIGA_EXTRA[name]['stem']}_seed{seed}"
+            print(f"[riga] {name} seed {seed}", flush=True)
+            timings[run_dir.name] = _extra_train_and_evaluate(name, run_dir, data, seed, force)
     if analyses:
         for run_dir in sorted((work / "runs").glob("*_riga_seed*")):  # Table 2's runs (not the beta sweep)
+            if run_dir.name.startswith(CALIBRATED):
+                continue
             if (run_dir / "models" / "model.pt").is_file():
                 timings[run_dir.name + "_analyses"] = _analysis_evaluations(work, run_dir, data, force)
+        for name in extra:
+            spec = RIGA_EXTRA[name]
+            for seed in extra_seeds:
+                run_dir = work / "runs" / f"{spec['stem']}_seed{seed}"
+                if (run_dir / spec["weights"]).is_file():
+                    timings[run_dir.name + "_analyses"] = _analysis_evaluations(
+                        work,
+                        run_dir,
+                        data,
+                        force,
+                        configs=_configs(CALIBRATED, *spec["evaluate"]),
+                        overrides={"models_dir": str(run_dir / "models"), **spec["eval_overrides"]},
+                    )
     runs_by_method = {name: expand_runs([str(p) for p in paths]) for name, paths in runs.items()}
     print("[riga] measuring parameters and inference time side by side", flush=True)
     costs = bundle_inference_cost(
@@ -161,13 +211,58 @@ def reproduce_riga(
     return {"timings": timings, "costs": costs}
 
 
-def _analysis_evaluations(work: Path, run_dir: Path, data: Path, force: bool, seed: int = 0) -> dict[str, float]:
-    """Evaluate one trained run with every head's maps kept, on the clean and the 50 % / 100 % distorted test set."""
+def _extra_train_and_evaluate(name: str, run_dir: Path, data: Path, seed: int, force: bool) -> dict[str, float]:
+    """Train (every stage of :data:`RIGA_EXTRA` ``[name]``) then evaluate one run; finished stages are skipped."""
+    spec = RIGA_EXTRA[name]
+    over = {
+        "dataset_dir": str(data),
+        "seed": seed,
+        "make_synthetic": True,
+        "models_dir": str(run_dir / "models"),
+        "output_dir": str(run_dir / "eval"),
+    }
+    timing: dict[str, float] = {}
+    if force or not (run_dir / spec["weights"]).is_file():
+        for i, (configs, extra) in enumerate(spec["train"]):
+            done = run_dir / f"train{i}.done"
+            if done.is_file() and not force:
+                continue
+            print(f"  train {run_dir.name} stage {i + 1}/{len(spec['train'])} ...", flush=True)
+            timing[f"train{i}_s"] = _run_bundle(
+                _configs(CALIBRATED, *configs), {**over, **extra}, run_dir / f"train{i}.log"
+            )
+            done.write_text(f"{timing[f'train{i}_s']:.1f}\n")
+    if force or not (run_dir / "eval" / "metrics_test.json").is_file():
+        print(f"  evaluate {run_dir.name} ...", flush=True)
+        timing["evaluate_s"] = _run_bundle(
+            _configs(CALIBRATED, *spec["evaluate"]), {**over, **spec["eval_overrides"]}, run_dir / "evaluate.log"
+        )
+    if timing:
+        print(f"  {run_dir.name}: " + ", ".join(f"{k} {v:.0f}" for k, v in timing.items()), flush=True)
+    return timing
+
+
+def _analysis_evaluations(
+    work: Path,
+    run_dir: Path,
+    data: Path,
+    force: bool,
+    seed: int = 0,
+    configs: str | None = None,
+    overrides: dict[str, object] | None = None,
+) -> dict[str, float]:
+    """Evaluate one trained run with every head's maps kept, on the clean and the 50 % / 100 % distorted test set.
+
+    ``configs`` (default: the run's bundle's ``train.json``, ``evaluate.json``, ``cpu_small.json``) and
+    ``overrides`` (added to the data set, checkpoint and output folders) serve the calibrated-ensemble methods.
+    """
     import shutil
 
     from monai_lexu.report.analyses import DISTORTION_LEVELS, level_name, write_distorted_dataset
 
     bundle = run_dir.name.split("_seed")[0].split("_beta")[0]
+    if configs is None:
+        configs = _configs(bundle, "train.json", "evaluate.json", "cpu_small.json")
     timing: dict[str, float] = {}
     for level in DISTORTION_LEVELS:
         out = work / "analyses" / run_dir.name / level_name(level)
@@ -183,10 +278,10 @@ def _analysis_evaluations(work: Path, run_dir: Path, data: Path, force: bool, se
             "output_dir": str(out),
             "keep_head_maps": True,
         }
+        if overrides:  # the calibrated bundle derives its checkpoint folder from models_dir
+            over = {k: v for k, v in over.items() if k != "ckpt_dir"} | overrides
         print(f"  evaluate {run_dir.name} at {level_name(level)} (per-head maps) ...", flush=True)
-        timing[level_name(level)] = _run_bundle(
-            _configs(bundle, "train.json", "evaluate.json", "cpu_small.json"), over, out.parent / f"{out.name}.log"
-        )
+        timing[level_name(level)] = _run_bundle(configs, over, out.parent / f"{out.name}.log")
         if level > 0:
             shutil.copyfile(dataset / "distortion.json", out / "distortion.json")
     return timing
@@ -224,7 +319,13 @@ def reproduce_jungo(work: Path, out: Path, force: bool, seed: int = 27) -> dict:
             timings[run_dir.name] = _train_and_evaluate(
                 "mcdropout_fusion_synthetic",
                 run_dir,
-                {"dataset_dir": str(data), "fusion": fusion, "image_variant": variant, "seed": seed},
+                {
+                    "dataset_dir": str(data),
+                    "fusion": fusion,
+                    "image_variant": variant,
+                    "seed": seed,
+                    "make_synthetic": True,  # a fresh work folder: generated once, then read as is
+                },
                 "metrics_test.json",
                 force,
                 ["cpu_small.json"],
@@ -295,6 +396,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--beta-seeds", type=int, nargs="+", default=None, help="seeds of the beta runs (default --seeds)"
     )
     parser.add_argument("--analyses", action="store_true", help="per-head-map evaluations, clean and distorted")
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        choices=tuple(RIGA_EXTRA),
+        default=[],
+        help="calibrated-ensemble bundle methods on the RIGA-like set too: MCD (its MC-dropout baseline), CE",
+    )
+    parser.add_argument("--extra-seeds", type=int, nargs="+", default=[27], help="seeds of --extra (default 27)")
     parser.add_argument("--jungo-seed", type=int, default=27, help="training seed of the Jungo runs (default 27)")
     parser.add_argument("--only", choices=("riga", "jungo", "cost3d"), default=None, help="run one part only")
     parser.add_argument("--force", action="store_true", help="retrain and re-evaluate finished runs")
@@ -314,7 +423,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, object] = {"seeds": args.seeds, "de_seeds": args.de_seeds}
     if args.only in (None, "riga"):
         result["riga"] = reproduce_riga(
-            work, out, args.seeds, args.de_seeds, args.force, args.methods, args.betas, args.analyses, args.beta_seeds
+            work,
+            out,
+            args.seeds,
+            args.de_seeds,
+            args.force,
+            args.methods,
+            args.betas,
+            args.analyses,
+            args.beta_seeds,
+            args.extra,
+            args.extra_seeds,
         )
     if args.only in (None, "jungo"):
         result["jungo"] = reproduce_jungo(work, out, args.force, args.jungo_seed)

@@ -79,6 +79,17 @@ PAPER_TABLE3: dict[float, dict[str, float]] = {
 """LEXU Table 3 (the DGM weight beta on RIGA) as printed."""
 
 RIGA_BUNDLES = {"LEXU": "lexu_riga", "LE": "layer_ensemble_riga", "DE": "deep_ensemble_riga"}
+RIGA_EXTRA_RUNS = {"MC dropout": "calibrated_ensemble_riga_dropout", "CE": "calibrated_ensemble_riga"}
+"""Methods without a paper row in Table 2, by run-folder stem (``benchmarks/reproduce_tables.py --extra MCD CE``): the
+calibrated-ensemble bundle's MC-dropout baseline (T = 7 samples, p = 0.1) and the calibrated ensemble (7 members)."""
+RIGA_METHOD_RUNS = {**RIGA_BUNDLES, **RIGA_EXTRA_RUNS}
+_RUN_CONFIGS = {
+    "calibrated_ensemble_riga_dropout": ("calibrated_ensemble_riga", ("train.json", "dropout.json", "evaluate.json",
+                                                                      "cpu_small.json")),
+    "calibrated_ensemble_riga": ("calibrated_ensemble_riga", ("train.json", "fit_calibration.json", "evaluate.json",
+                                                              "cpu_small.json")),
+}  # fmt: skip
+"""Run stems whose bundle folder or config list differ from ``bundles/<stem>/configs/{train,evaluate,cpu_small}``."""
 HECKTOR_BUNDLES = {"LEXU": "lexu_hecktor", "LE": "layer_ensemble_hecktor", "DE": "deep_ensemble_hecktor"}
 _RUN_NAME = re.compile(r"^(?P<bundle>[a-z_]+?)(?:_beta(?P<beta>[0-9.]+))?_seed(?P<seed>\d+)$")
 
@@ -287,7 +298,7 @@ def _table2_section(
     sec = Section("LEXU Table 2 on the RIGA-like set (LEXU, LE, DE)")
     structures = ["disc", "cup"]
     ours, text, seeds = {}, {}, {}
-    for method, bundle in RIGA_BUNDLES.items():
+    for method, bundle in RIGA_METHOD_RUNS.items():  # the extra methods are shown, not ordered (no paper row)
         rr = [r for r in runs if r["bundle"] == bundle and r["beta"] is None]
         if rr:
             ours[method], text[method] = _method_values(rr, structures)
@@ -379,7 +390,7 @@ def _analyses_sections(work: Path, runs: Sequence[Mapping[str, Any]]) -> tuple[l
     structures = ["disc", "cup"]
     root = work / "analyses"
     results: dict[str, dict[str, Any]] = {}  # method -> seed -> {"records", "summary"}
-    for method, bundle in RIGA_BUNDLES.items():
+    for method, bundle in RIGA_METHOD_RUNS.items():
         for r in runs:
             if r["bundle"] != bundle or r["beta"] is not None:
                 continue
@@ -485,7 +496,8 @@ def _analyses_sections(work: Path, runs: Sequence[Mapping[str, Any]]) -> tuple[l
         "Each test image is evaluated clean and with 0 %, 50 % and 100 % of the test images distorted (seeded: "
         "Gaussian noise of variance 50-60 on 0-255, box blur 21, hue +20..30 OpenCV units with saturation/value "
         "shifts; the reference notebook's strengths). Agreement between the heads (LEXU: decoder heads; LE: the kept "
-        "heads; DE: the members): per image, the soft Dice of every pair of heads, its mean (agreement; 1 = full "
+        "heads; DE: the members; MC dropout: its 7 dropout samples; CE: the calibrated ensemble's 7 members): "
+        "per image, the soft Dice of every pair of heads, its mean (agreement; 1 = full "
         "agreement) and variance, and the area under the consecutive-head agreement curve on maps thresholded at "
         "0.5. Table: the mean over images at each level, mean over seeds ('per seed': whether it decreases in each "
         "seed). AUROC (beyond the papers): telling the "
@@ -538,7 +550,7 @@ def _diagnostic_section(work: Path) -> Section | None:
         return None
     sec = Section("Why agreement can rise with distortion: each corruption alone (100 % of the test images)")
     rows = []
-    names = {"lexu_riga": "LEXU", "layer_ensemble_riga": "LE", "deep_ensemble_riga": "DE"}
+    names = {stem: method for method, stem in RIGA_METHOD_RUNS.items()}
     for run in sorted({f.parent.parent.name for f in folders}):
         sets = {"clean": work / "analyses" / run / level_name(0.0)}
         sets.update({f.parent.name.replace("only_", "only "): f.parent for f in folders if f.parent.parent.name == run})
@@ -635,6 +647,11 @@ def _log_span(path: Path) -> float | None:
     return (b - a).total_seconds()
 
 
+def _run_configs(stem: str) -> tuple[str, tuple[str, ...]]:
+    """(bundle folder, config files) of a run-folder stem."""
+    return _RUN_CONFIGS.get(stem, (stem, ("train.json", "evaluate.json", "cpu_small.json")))
+
+
 def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Path) -> Section:
     from monai_lexu.report.docs import _commit, machine_info
 
@@ -648,15 +665,17 @@ def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Pat
     rows = []
     for r in runs:
         d = r["dir"]
-        train = _log_span(d / "train.log") if (d / "train.log").is_file() else None
+        spans = [_log_span(f) for f in sorted(d.glob("train*.log"))]  # the calibrated ensemble: one log per stage
+        train = sum(spans) if spans and None not in spans else None
         ev = _log_span(d / "evaluate.log") if (d / "evaluate.log").is_file() else None
+        bundle, names = _run_configs(r["bundle"])
         rows.append(
             {
                 "run": r["name"],
                 "bundle": r["bundle"],
                 "seed": r["seed"],
                 "beta": "" if r["beta"] is None else f"{r['beta']:g}",
-                "configs": f"bundles/{r['bundle']}/configs/train.json + evaluate.json + cpu_small.json",
+                "configs": f"bundles/{bundle}/configs/" + " + ".join(names),
                 "train (min)": "n/a" if train is None else f"{train / 60:.1f}",
                 "evaluate (s)": "n/a" if ev is None else f"{ev:.0f}",
                 "test images": r["eval"].get("num_images", ""),
@@ -664,8 +683,8 @@ def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Pat
         )
     sec.tables.append(Table("runs", "Runs read by this report (timings from the first/last log time stamps)", rows))
     configs = []
-    for bundle in sorted({r["bundle"] for r in runs}):
-        for name in ("train.json", "evaluate.json", "cpu_small.json"):
+    for bundle, names in sorted({_run_configs(r["bundle"]) for r in runs}):
+        for name in names:
             path = repo / "bundles" / bundle / "configs" / name
             if path.is_file():
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]

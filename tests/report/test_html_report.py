@@ -69,7 +69,8 @@ def work(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("work")
     rng = np.random.default_rng(0)
     for name, noise in (("lexu_riga_seed1", 0.1), ("lexu_riga_seed2", 0.1), ("layer_ensemble_riga_seed1", 0.2),
-                        ("deep_ensemble_riga_seed1", 0.05), ("lexu_riga_beta0_seed1", 0.1)):  # fmt: skip
+                        ("deep_ensemble_riga_seed1", 0.05), ("lexu_riga_beta0_seed1", 0.1),
+                        ("calibrated_ensemble_riga_dropout_seed1", 0.15)):  # fmt: skip
         ev = root / "runs" / name / "eval"
         ev.mkdir(parents=True)
         (ev / "metrics_test.json").write_text(json.dumps(_evaluation(rng)))
@@ -102,10 +103,24 @@ def test_html_report_has_every_table_and_embedded_figure(work: Path, tmp_path: P
     assert (tmp_path / "out" / "figures" / "fig2a-qc.png").is_file()
     # the analyses behind the tables: 3 methods, the LEXU row over its 2 seeds, agreement falls with the noise
     summary = result["summary"]
-    assert set(summary) == {"LEXU", "LE", "DE"} and set(summary["LEXU"]) == {"1", "2"}
+    assert set(summary) == {"LEXU", "LE", "DE", "MC dropout"} and set(summary["LEXU"]) == {"1", "2"}
     agree = summary["LE"]["1"]["cup"]["agreement"]
     assert agree["0.0"]["agree_mean"]["mean"] > agree["1.0"]["agree_mean"]["mean"]
     assert summary["LE"]["1"]["cup"]["auroc"]["1 - agreement"] > 0.5
+
+
+def test_report_holds_the_calibrated_bundles_methods(work: Path, tmp_path: Path) -> None:
+    """The MC-dropout baseline of calibrated_ensemble_riga: a Table-2 column (not ordered), analyses, provenance."""
+    result = build_report(work, tmp_path / "out")
+    tables = json.loads((tmp_path / "out" / "report.json").read_text())["tables"]
+    sr_cup = next(r for r in tables["table2-riga"] if r["column"] == "SR cup")
+    assert "ours MC dropout" in sr_cup and "MC dropout" not in sr_cup["paper order (best first)"]
+    agree = [r for r in tables["agreement-levels"] if r["method"] == "MC dropout"]
+    assert {r["structure"] for r in agree} == set(STRUCTURES) and all(np.isfinite(r["0 %"]) for r in agree)
+    assert [r["heads"] for r in tables["ged"] if r["method"] == "MC dropout"] == [4]
+    run = next(r for r in tables["runs"] if r["run"] == "calibrated_ensemble_riga_dropout_seed1")
+    assert run["configs"].startswith("bundles/calibrated_ensemble_riga/configs/train.json + dropout.json")
+    assert "MC dropout: its 7 dropout samples" in result["markdown"].read_text()
 
 
 def test_ordering_table_says_whether_the_paper_order_holds() -> None:
