@@ -74,7 +74,7 @@ def test_inference_in_the_original_ct_space(trained, bundle_checks):
         assert np.isfinite(u).all() and u.max() > 0, cid
     # No band-vs-outside assertion here any more: this test trains 30 epochs, and on the head-and-neck phantom that is
     # too short for the property (measured: GTVp band 2.3x outside for SYN-001 but 0.84x for SYN-002, GTVn 1.09x). The
-    # quick start's 400 epochs give band/core GTVp 10.8, GTVn 1.28 (bundles/lexu_hecktor/docs/results/quickstart.json);
+    # quick start's 400 epochs give band/core GTVp 4.6, GTVn 2.1 (bundles/lexu_hecktor/docs/results/quickstart.json);
     # the band/core metric itself has known-answer tests (tests/metrics/test_band_core.py).
 
 
