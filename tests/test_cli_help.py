@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -37,10 +38,22 @@ COMMANDS = [
     "monai_lexu.zoo_check check",
     "monai_lexu.zoo_check build",
     "monai_lexu.families",
+    "monai_lexu.report",
     "monai_lexu.report.docs",
     "monai_lexu.label",
     "monai_lexu.label serve",
 ]
+
+
+# commands whose --help does not state its exit codes yet (their modules belong to the data-set code): each is a strict
+# xfail, so the test fails as soon as one documents them and this set must shrink
+NO_EXIT_CODES_YET = {
+    "data_prep.synthetic",
+    "data_prep.synthetic jungo",
+    "data_prep.synthetic riga-like",
+    "monai_lexu.datasets.riga",
+    "monai_lexu.datasets.riga synthetic",
+}
 
 
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -64,6 +77,33 @@ def test_help_has_description_and_examples(command: str) -> None:
     assert description.strip() and not description.lstrip().startswith(("options:", "positional arguments:"))
     assert any(line.startswith(f"python -m {command.split()[0]}") for line in example_lines), proc.stdout
     assert "python data_prep/" not in proc.stdout  # the README's form only
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        (
+            pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="--help states no exit codes yet"))
+            if c in NO_EXIT_CODES_YET
+            else c
+        )
+        for c in COMMANDS
+    ],
+)
+def test_help_states_exit_codes(command: str) -> None:
+    proc = run(*command.split(), "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"exit codes?:", proc.stdout, re.I), proc.stdout
+
+
+def test_report_exit_codes(tmp_path: Path) -> None:
+    proc = run("monai_lexu.report", "--work", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "missing" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "work" / "runs").mkdir(parents=True)
+    proc = run("monai_lexu.report", "--work", str(tmp_path / "work"), "--method", "CE=" + str(tmp_path / "none*.json"))
+    assert proc.returncode == 1 and "expected NAME=GLOB" in proc.stderr
+    assert run("monai_lexu.report", "--bogus").returncode == 2
 
 
 def test_examples_keep_continuation_lines_and_substitute_prog() -> None:
