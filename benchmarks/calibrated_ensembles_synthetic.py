@@ -2,9 +2,11 @@
 
 Runs the documented command sequence of ``bundles/calibrated_ensemble_<dataset>`` (train every fold, fit the
 coefficients, train the two baselines, ``evaluate_heatmaps.json``) with the CPU recipe and the given overrides in a
-work folder, times every step, and writes the heatmap summary (ECE, Parzen distance to the diagonal, union
-sensitivity, intersection precision, Dice-estimate r / MAE, seconds per case x members) with the timings to a JSON
-file and a Markdown table on stdout. The synthetic data are the bundles' own generators, untouched.
+work folder, then (unless ``--no-lexu``) trains ``lexu_<dataset>`` with the same overrides and runs
+``calibrate_heads.json`` on it (LEXU's heads with and without the least-squares calibration; its Dice estimate uses
+the mean of LEXU's head masks as ŷ), times every step, and writes the heatmap summary (ECE, Parzen distance to the
+diagonal, union sensitivity, intersection precision, Dice-estimate r / MAE, seconds per case x members) with the
+timings to a JSON file and a Markdown table on stdout. The synthetic data are the bundles' own generators, untouched.
 
 Example (RIGA-like, reduced: 128 px images, 20 epochs; about 15 minutes on 2 shared CPU cores)::
 
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch/OMP threads per run (set explicitly)")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides id=json-value, e.g. image_size=[64,64]")
     parser.add_argument("--output", default=None, help="JSON file (default results/calibrated_ensembles_<ds>.json)")
+    parser.add_argument(
+        "--no-lexu",
+        action="store_true",
+        help="skip LEXU (lexu_<dataset> trained with the same overrides, its heads calibrated by calibrate_heads.json)",
+    )
     args = parser.parse_args(argv)
     bundle = REPO / "bundles" / f"calibrated_ensemble_{args.dataset}"
     cfg = bundle / "configs"
@@ -72,13 +79,30 @@ def main(argv: list[str] | None = None) -> dict:
     timings["evaluate"] = _run(base + [str(cfg / "evaluate_heatmaps.json")], overrides, args.threads)
     heat = work / "eval" / ("heatmaps" if args.dataset == "riga" else "heatmaps_fold0")
     summary = json.loads((heat / "summary.json").read_text())
+    md = (heat / "summary.md").read_text()
+    if not args.no_lexu:
+        lexu_cfg = REPO / "bundles" / f"lexu_{args.dataset}" / "configs"
+        lexu = [str(lexu_cfg / "train.json"), str(lexu_cfg / "cpu_small.json")]
+        lexu_over = {k: v for k, v in overrides.items() if k not in ("bundle_root", "models_dir")}
+        lexu_over.update(
+            bundle_root=str(REPO / "bundles" / f"lexu_{args.dataset}"),
+            ckpt_dir=str(work / "lexu" / "models"),
+            output_dir=str(work / "lexu" / "eval"),
+        )
+        timings["lexu_train"] = _run(lexu, lexu_over, args.threads)
+        timings["lexu_calibrate_heads"] = _run(lexu + [str(cfg / "calibrate_heads.json")], lexu_over, args.threads)
+        heads = work / "lexu" / "eval" / "heatmaps_heads"
+        head_summary = json.loads((heads / "summary.json").read_text())
+        for name, row in head_summary["methods"].items():
+            summary["methods"][f"lexu_{name}"] = {**row, "prediction_from": f"lexu_{head_summary['prediction_from']}"}
+        md += "\nLEXU (heads fitted on the validation section):\n\n" + (heads / "summary.md").read_text()
     result = {"dataset": args.dataset, "overrides": overrides, "threads": args.threads, "seconds": timings, **summary}
     out = Path(args.output) if args.output else RESULTS / f"calibrated_ensembles_{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=4) + "\n")
     tmp.replace(out)
-    print((heat / "summary.md").read_text())
+    print(md)
     print("seconds:", {k: round(v) for k, v in timings.items()})
     print(f"wrote {out}")
     return result

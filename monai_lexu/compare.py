@@ -11,6 +11,13 @@ Examples::
         --cost "DE=bundles/deep_ensemble_riga/configs/train.json,bundles/deep_ensemble_riga/configs/cpu_small.json" \\
         --input-shape 3,128,128
 
+    # calibrated ensemble (its evaluate.json writes metrics_test.json) and LEXU with calibrated heads (LEXU's
+    # evaluate.json + calibrated_ensemble_riga's evaluate_calibrated_heads.json, --output_dir eval_calibrated_heads);
+    # cost: append evaluate.json / evaluate_calibrated_heads.json to the --cost configs to time their inferer
+    python -m monai_lexu.compare uncertainty --out eval/compare \\
+        --method "CE=bundles/calibrated_ensemble_riga/eval/metrics_test.json" \\
+        --method "LEXU-cal=bundles/lexu_riga/eval_calibrated_heads/metrics_test.json"
+
     # Jungo Table 1: one evaluation per fusion mode and image variant (folders <fusion>_<variant>/metrics_test.json)
     python -m monai_lexu.compare fusion --root bundles/mcdropout_fusion_synthetic/eval --out eval/compare
 

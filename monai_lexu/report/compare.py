@@ -303,7 +303,11 @@ def bundle_inference_cost(
     """:func:`measure_inference_cost` for bundles: builds each bundle's ``network_def`` and evaluation inferer.
 
     Only the two config items (and what they reference) are instantiated, so no data set is built or read. Weights
-    are random: time and parameter counts do not depend on them.
+    are random: time and parameter counts do not depend on them. Neither do the coefficients of a calibrated
+    ensemble or of calibrated heads (:class:`monai_lexu.inferers.CalibratedEnsembleInferer`, e.g.
+    ``calibrated_ensemble_riga``'s ``evaluate.json`` or its ``evaluate_calibrated_heads.json`` after a LEXU bundle's
+    configs): when their JSON file is not there (yet), equal coefficients ``1 / K`` stand in, and the cost entry says
+    ``"coefficients": "placeholder"``.
 
     Args:
         bundles: method -> config files of its bundle (e.g. ``[train.json, cpu_small.json]``, merged in order).
@@ -315,7 +319,9 @@ def bundle_inference_cost(
     """
     from monai.bundle import ConfigParser
 
-    networks, inferers = {}, {}
+    from monai_lexu.inferers.calibrated import CalibratedEnsembleInferer, equal_coefficients
+
+    networks, inferers, placeholders = {}, {}, set()
     for name, files in bundles.items():
         parser = ConfigParser()
         parser.read_config([str(f) for f in files])
@@ -324,11 +330,23 @@ def bundle_inference_cost(
         networks[name] = parser.get_parsed_content("network_def")
         for inferer_id in inferer_ids:
             if inferer_id.split("#")[0] in parser.config and parser.get(inferer_id) is not None:
-                inferers[name] = parser.get_parsed_content(inferer_id)
+                inf = parser.get_parsed_content(inferer_id)
+                if (
+                    isinstance(inf, CalibratedEnsembleInferer)
+                    and inf.coefficients_file is not None
+                    and not Path(inf.coefficients_file).is_file()
+                ):
+                    coef = equal_coefficients(inf.num_heads, int(parser.get_parsed_content("num_structures")))
+                    inf = CalibratedEnsembleInferer(coef, inf.num_heads, inf.base_inferer, inf.output, inf.mc_samples)
+                    placeholders.add(name)
+                inferers[name] = inf
                 break
         else:
             raise ValueError(f"{name}: none of the inferer ids {list(inferer_ids)} is in {[str(f) for f in files]}")
-    return measure_inference_cost(networks, inferers, input_shape, device=device, repeats=repeats, warmup=warmup)
+    costs = measure_inference_cost(networks, inferers, input_shape, device=device, repeats=repeats, warmup=warmup)
+    for name in placeholders:
+        costs[name]["coefficients"] = "placeholder"  # type: ignore[assignment]
+    return costs
 
 
 def load_case_maps(path: str | Path) -> dict[str, Any]:

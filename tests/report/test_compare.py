@@ -195,3 +195,55 @@ def test_command_line_uncertainty_fusion_and_figure(tmp_path, capsys):
               "--cost", "DE=a.json"])  # fmt: skip
     with pytest.raises(SystemExit):
         main(["uncertainty", "--out", str(out), "--method", "no-equals-sign"])
+
+
+def test_bundle_inference_cost_of_calibrated_ensemble_and_calibrated_heads(tmp_path):
+    """The calibrated ensemble (evaluate.json's CalibratedEnsembleInferer) and LEXU with calibrated heads get cost
+    rows; a coefficient file that is not there yet is replaced by equal coefficients (cost does not depend on them)."""
+    from monai_lexu.inferers import save_coefficients
+    from monai_lexu.networks import MultiHeadUNet
+    from monai_lexu.report import bundle_inference_cost
+
+    ce = REPO / "bundles" / "calibrated_ensemble_riga" / "configs"
+    lexu = REPO / "bundles" / "lexu_riga" / "configs"
+    small = {"features": [4, 8, 16], "dataset_dir": str(tmp_path / "never")}
+    bundles = {
+        "CE": [ce / "train.json", ce / "cpu_small.json", ce / "evaluate.json"],
+        "LEXU-cal": [lexu / "train.json", lexu / "cpu_small.json", ce / "evaluate_calibrated_heads.json"],
+    }
+    overrides = {"CE": {**small, "models_dir": str(tmp_path / "ce")}, "LEXU-cal": {**small, "ckpt_dir": str(tmp_path)}}
+    cost = bundle_inference_cost(bundles, (3, 32, 32), device="cpu", repeats=1, warmup=0, overrides=overrides)
+    member = MultiHeadUNet(2, 3, 2, backbone="plain", features=(4, 8, 16), heads="last")
+    assert cost["CE"]["parameters"] == 7 * sum(p.numel() for p in member.parameters())
+    lexu_net = MultiHeadUNet(2, 3, 2, backbone="plain", features=(4, 8, 16))
+    assert cost["LEXU-cal"]["parameters"] == sum(p.numel() for p in lexu_net.parameters())
+    assert cost["CE"]["coefficients"] == cost["LEXU-cal"]["coefficients"] == "placeholder"
+    assert not (tmp_path / "never").exists()
+
+    save_coefficients(tmp_path / "calibration_heads.json", [[0.25] * lexu_net.num_heads] * 2, ["disc", "cup"])
+    cost = bundle_inference_cost(
+        {"LEXU-cal": bundles["LEXU-cal"]}, (3, 32, 32), "cpu", 1, 0, overrides={"LEXU-cal": overrides["LEXU-cal"]}
+    )
+    assert "coefficients" not in cost["LEXU-cal"] and cost["LEXU-cal"]["seconds_per_image"] > 0
+
+
+def test_command_line_uncertainty_rows_and_cost_of_calibrated_methods(tmp_path):
+    from monai_lexu.compare import main
+
+    _run(tmp_path / "ce" / "metrics_test.json", _table2_run(0.4, 0.6))
+    _run(tmp_path / "lexu_cal" / "metrics_test.json", _table2_run(0.5, 0.65))
+    ce = REPO / "bundles" / "calibrated_ensemble_riga" / "configs"
+    lexu = REPO / "bundles" / "lexu_riga" / "configs"
+    out = tmp_path / "out"
+    args = ["uncertainty", "--out", str(out), "--input-shape", "3,32,32", "--repeats", "1", "--device", "cpu",
+            "--method", f"CE={tmp_path}/ce/metrics_test.json",
+            "--method", f"LEXU-cal={tmp_path}/lexu_cal/metrics_test.json",
+            "--cost", f"CE={ce}/train.json,{ce}/cpu_small.json,{ce}/evaluate.json",
+            "--cost", f"LEXU-cal={lexu}/train.json,{lexu}/cpu_small.json,{ce}/evaluate_calibrated_heads.json",
+            ]  # fmt: skip
+    assert main(args) == 0
+    md = (out / "table2_uncertainty.md").read_text()
+    assert "| CE | 1 | 0.400 ± 0.000 |" in md and "| LEXU-cal | 1 | 0.500 ± 0.000 |" in md
+    rows = list(csv.DictReader((out / "table2_uncertainty.csv").open()))
+    params = {r["method"]: float(r["mean"]) for r in rows if r["metric"] == "parameters"}
+    assert set(params) == {"CE", "LEXU-cal"} and params["CE"] > params["LEXU-cal"] > 0
