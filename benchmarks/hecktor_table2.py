@@ -1,0 +1,187 @@
+"""LEXU Table 2, HECKTOR half, in our 3D recipe: LEXU, LE and DE on the synthetic HECKTOR-like set, 3-fold CV.
+
+Issue 15, item 3. Each method's bundle (``lexu_hecktor``, ``layer_ensemble_hecktor``, ``deep_ensemble_hecktor``) is
+trained and evaluated on every fold with its CPU override (``configs/cpu_small.json``) and the same schedule for all
+three (``--epochs``, default 400 = 1200 steps, the quick start's), one torch thread per run, on one shared synthetic
+set (9 cases, seed 0, patient-based folds of 3 held-out cases). Runs are resumable: a fold whose evaluation JSON exists
+is skipped (``--force`` redoes it).
+
+Table definitions (one row per method and structure):
+
+- Methods are compared on the folds every one of them finished (all 3 once done), their held-out cases pooled.
+- SR, DC: Spearman rank correlation / distance correlation between the per-case sums of the uncertainty map and of
+  the raters' variance map, over those pooled held-out cases (9 with all folds). Deliberate difference from the
+  paper: it computes them per test set of one split; a fold here has 3 cases, under the 5 our tables require.
+- NCC, soft Dice, NLL, band/core: per-case values, mean ± std over the pooled held-out cases.
+- "paper ordering" checks the paper's claims on its HECKTOR half: LEXU has the highest SR, DC and NCC for GTVp and
+  GTVn, DE the highest soft Dice, LEXU the lowest NLL.
+
+Not the paper's 2D axial-slice protocol (the LE and DE bundles have no slice configs yet): our 3D recipe only.
+
+Usage::
+
+    nice python benchmarks/hecktor_table2.py                       # all 9 runs, 2 at a time, then the table
+    python benchmarks/hecktor_table2.py --methods LEXU LE --folds 0  # a subset
+    python benchmarks/hecktor_table2.py --table-only                 # rebuild the table from finished runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLES = {"LEXU": "lexu_hecktor", "LE": "layer_ensemble_hecktor", "DE": "deep_ensemble_hecktor"}
+STRUCTURES = ("GTVp", "GTVn")
+PAPER_ORDER = {"SR": ("LEXU", max), "DC": ("LEXU", max), "NCC": ("LEXU", max), "soft_dice": ("DE", max)}
+PAPER_ORDER_NLL = ("LEXU", min)
+
+
+def _bundle_cmd(method: str, configs: list[str], fold: int, work: Path, args: argparse.Namespace) -> list[str]:
+    cfg = REPO / "bundles" / BUNDLES[method] / "configs"
+    files = [str(cfg / c) for c in configs] + [str(cfg / "cpu_small.json")]
+    return [
+        sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(files),
+        "--fold", str(fold), "--epochs", str(args.epochs), "--val_interval", str(args.epochs // 4),
+        "--dataset_dir", str(work / "data"), "--make_synthetic", "true",
+        "--ckpt_dir", str(work / method / "models"), "--output_dir", str(work / method / "eval"),
+        "--num_threads", str(args.num_threads), "--export_model", "false",
+    ]  # fmt: skip
+
+
+def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> float:
+    """Train and evaluate one fold; returns its wall seconds. Output in ``<work>/<method>/fold<k>.log``."""
+    log = work / method / f"fold{fold}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as fh:
+        for configs in (["train.json"], ["train.json", "evaluate.json"]):
+            proc = subprocess.run(_bundle_cmd(method, configs, fold, work, args), stdout=fh, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{method} fold {fold} failed ({proc.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def _done(method: str, fold: int, work: Path) -> bool:
+    return (work / method / "eval" / f"metrics_fold{fold}_per_image.csv").is_file()
+
+
+def _pooled_rows(method: str, folds: list[int], work: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for k in folds:
+        with open(work / method / "eval" / f"metrics_fold{k}_per_image.csv", newline="") as fh:
+            rows += list(csv.DictReader(fh))
+    return rows
+
+
+def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
+    """Pool every finished fold's held-out cases per method and write ``table2_hecktor3d.{md,json}``."""
+    from monai_lexu.metrics.correlation import distance_correlation, spearman_correlation
+
+    finished = {m: [k for k in folds if _done(m, k, work)] for m in methods}
+    common = [k for k in folds if all(k in finished[m] for m in methods)]
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for m in methods:
+        have = common if common else finished[m]
+        if not have:
+            continue
+        rows = _pooled_rows(m, have, work)
+        results[m] = {"_folds": have, "_cases": len(rows)}  # type: ignore[dict-item]
+        for s in STRUCTURES:
+            unc = np.array([[float(r[f"unc_sum_{s}"])] for r in rows])
+            var = np.array([[float(r[f"var_sum_{s}"])] for r in rows])
+            cell = {"SR": float(spearman_correlation(unc, var)[0]), "DC": float(distance_correlation(unc, var)[0])}
+            for key in ("NCC", "soft_dice", "NLL", "band/core"):
+                v = np.array([float(r[f"{key}_{s}"]) for r in rows])
+                v = v[np.isfinite(v)]
+                cell[key], cell[f"{key}_std"] = float(v.mean()), float(v.std())
+            results[m][s] = cell
+    checks = []
+    full = [m for m in methods if m in results]
+    if common and set(full) == set(BUNDLES):
+        for s in STRUCTURES:
+            for key, (winner, pick) in {**PAPER_ORDER, "NLL": PAPER_ORDER_NLL}.items():
+                best = pick(full, key=lambda m: results[m][s][key])
+                checks.append({"structure": s, "metric": key, "paper": winner, "ours": best, "holds": best == winner})
+    lines = [
+        "# LEXU Table 2, HECKTOR half, 3D recipe (CPU-sized), synthetic HECKTOR-like set",
+        "",
+        f"`benchmarks/hecktor_table2.py`: {', '.join(results)}; "
+        + (f"the folds every method finished ({common}), pooled" if common else "no fold common to all methods yet")
+        + " (SR/DC over the pooled held-out cases, the rest mean ± std over those cases).",
+        "",
+        "| method | folds | structure | SR | DC | NCC | soft Dice | NLL | band/core |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, r in results.items():
+        for s in STRUCTURES:
+            c = r[s]
+            lines.append(
+                f"| {m} | {','.join(map(str, r['_folds']))} ({r['_cases']} cases) | {s} | {c['SR']:.3f} | "
+                f"{c['DC']:.3f} | {c['NCC']:.3f} ± {c['NCC_std']:.3f} | {c['soft_dice']:.3f} ± "
+                f"{c['soft_dice_std']:.3f} | {c['NLL']:.4f} ± {c['NLL_std']:.4f} | "
+                f"{c['band/core']:.2f} ± {c['band/core_std']:.2f} |"
+            )
+    if checks:
+        lines += ["", "| structure | metric | paper's best | ours | holds |", "|---|---|---|---|---|"]
+        lines += [f"| {c['structure']} | {c['metric']} | {c['paper']} | {c['ours']} | {c['holds']} |" for c in checks]
+    else:
+        lines += ["", "Paper orderings: not checked until LEXU, LE and DE share a finished fold."]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table2_hecktor3d.md").write_text("\n".join(lines) + "\n")
+    (out / "table2_hecktor3d.json").write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
+    print("\n".join(lines), flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--work", type=Path, default=REPO / "benchmarks/work/hecktor_table2", help="runs and data")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/hecktor_table2", help="table (md, json)")
+    p.add_argument("--methods", nargs="+", choices=list(BUNDLES), default=list(BUNDLES))
+    p.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=400, help="epochs of every method (default 400 = 1200 steps)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
+    p.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--force", action="store_true", help="redo finished folds")
+    p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
+    args = p.parse_args(argv)
+    work = args.work.resolve()
+    if not args.table_only:
+        from monai_lexu.datasets.hecktor import ensure_hecktor_dataset
+
+        ensure_hecktor_dataset(work / "data", {"num_cases": 9, "seed": 0}, folds=3)  # once, before parallel runs
+        # DE (5 members, about 5x the others) first within each fold, so the longest runs do not end alone
+        order = sorted(args.methods, key=lambda m: m != "DE")
+        todo = [(m, k) for k in args.folds for m in order if args.force or not _done(m, k, work)]
+        print(f"[hecktor_table2] {len(todo)} runs to do: {todo}", flush=True)
+        start = time.perf_counter()
+        finished = 0
+
+        def job(item: tuple[str, int]) -> None:
+            nonlocal finished
+            secs = _run_fold(*item, work, args)
+            finished += 1
+            elapsed = time.perf_counter() - start
+            eta = elapsed / finished * (len(todo) - finished) / max(1, min(args.jobs, len(todo)))
+            print(f"[hecktor_table2] {item[0]} fold {item[1]} done in {secs / 60:.1f} min "
+                  f"({finished}/{len(todo)}, ETA {eta / 60:.0f} min)", flush=True)  # fmt: skip
+
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(job, todo))
+    table(work, args.out, args.methods, args.folds)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
