@@ -90,6 +90,12 @@ def _run_bundle(config_files: str, overrides: dict[str, object], log: Path) -> f
     return time.perf_counter() - start
 
 
+def _resume(ckpt_dir: Path) -> dict[str, object]:
+    """``{"resume": True}`` when a stopped training left ``ckpt_dir/checkpoint.pt`` (on CPU a resumed training ends
+    with the weights of an uninterrupted one, see monai_lexu.handlers.ResumableCheckpoint), else nothing."""
+    return {"resume": True} if (ckpt_dir / "checkpoint.pt").is_file() else {}
+
+
 def _train_and_evaluate(
     bundle: str, run_dir: Path, overrides: dict[str, object], eval_json: str, force: bool, extra: Sequence[str] = ()
 ) -> dict[str, float]:
@@ -98,8 +104,10 @@ def _train_and_evaluate(
     over = {**overrides, "ckpt_dir": str(ckpt), "output_dir": str(out)}
     timing: dict[str, float] = {}
     if force or not (ckpt / "model.pt").is_file():
-        print(f"  train {run_dir.name} ...", flush=True)
-        timing["train_s"] = _run_bundle(_configs(bundle, "train.json", *extra), over, run_dir / "train.log")
+        resume = {} if force else _resume(ckpt)
+        print(f"  train {run_dir.name}{' (resumed)' if resume else ''} ...", flush=True)
+        log = run_dir / ("train_resumed.log" if resume else "train.log")  # the first log keeps the start
+        timing["train_s"] = _run_bundle(_configs(bundle, "train.json", *extra), {**over, **resume}, log)
     if force or not (out / eval_json).is_file():
         print(f"  evaluate {run_dir.name} ...", flush=True)
         timing["evaluate_s"] = _run_bundle(
@@ -227,10 +235,14 @@ def _extra_train_and_evaluate(name: str, run_dir: Path, data: Path, seed: int, f
             done = run_dir / f"train{i}.done"
             if done.is_file() and not force:
                 continue
-            print(f"  train {run_dir.name} stage {i + 1}/{len(spec['train'])} ...", flush=True)
-            timing[f"train{i}_s"] = _run_bundle(
-                _configs(CALIBRATED, *configs), {**over, **extra}, run_dir / f"train{i}.log"
-            )
+            ckpt = run_dir / spec["weights"].rsplit("/", 1)[0]  # MCD: models/dropout; CE: models[/fold<k>]
+            if extra.get("fold"):
+                ckpt = run_dir / "models" / f"fold{extra['fold']}"
+            resume = {} if force or "fit_calibration.json" in configs else _resume(ckpt)
+            note = " (resumed)" if resume else ""
+            print(f"  train {run_dir.name} stage {i + 1}/{len(spec['train'])}{note} ...", flush=True)
+            log = run_dir / (f"train{i}_resumed.log" if resume else f"train{i}.log")
+            timing[f"train{i}_s"] = _run_bundle(_configs(CALIBRATED, *configs), {**over, **extra, **resume}, log)
             done.write_text(f"{timing[f'train{i}_s']:.1f}\n")
     if force or not (run_dir / "eval" / "metrics_test.json").is_file():
         print(f"  evaluate {run_dir.name} ...", flush=True)
