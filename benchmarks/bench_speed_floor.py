@@ -14,10 +14,13 @@ Cases (``--cases``, default all):
   single-head members (loop and ``forward_mode="vmap"``); one convolution layer as 5 separate convs vs one grouped
   conv (what vmap turns it into).
 * ``mc``: MC dropout on the recipe network and the mcdropout_fusion_synthetic network (features 16, 32, 64,
-  1 x 128^2, p = 0.2): plain pass, one dropout pass, T = 20 (before: unbatched, ``bernoulli_``; after: default
-  ``MCDropoutInferer``), each over the floor (the same network with ``MultiHeadInferer(1)`` in eval mode).
+  1 x 128^2, p = 0.2): plain pass, one dropout pass, T = 20 (before: unbatched, ``bernoulli_``; ``rand24``: the
+  previous cheap masks, ``torch.rand`` per element; after: default ``MCDropoutInferer``, 16-bit masks), each over the
+  floor (the same network with ``MultiHeadInferer(1)`` in eval mode).
 * ``train``: one training step (forward, loss, backward, Adam), batch 16, 128^2, cpu_small network: LEXULoss on the
-  4-head network (after and before) over plain BCE on the single-head network.
+  4-head network over plain BCE on the single-head network: ``lexu`` (the fused loss), ``lexu_unfused`` (the
+  unfused ops with the two-pass head variance: the state before the fused loss), ``lexu_before`` (unfused ops with
+  ``torch.var``: before issue 11); and the loss alone (forward + backward on fixed logits) over plain BCE.
 * ``resnet50``: the paper network (ResNet50 U-Net) at 3 x 256^2: LEXU (5 heads) and DE(5) over the floor.
 * ``3d``: one 96^3 window of the lexu_hecktor network (features 32..320, 2 channels, 2 structures): LEXU over the
   single head.
@@ -38,6 +41,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -45,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from monai_lexu.contract import split_heads
+from monai_lexu.contract import mean_var_over_heads, split_heads
 from monai_lexu.inferers import MCDropoutInferer, MultiHeadInferer
-from monai_lexu.losses import LEXULoss
+from monai_lexu.losses import LEXULoss, sample_valid_raters
 from monai_lexu.networks import DeepEnsemble, MultiHeadUNet
 
 CASES = ("2d", "mc", "train", "resnet50", "3d", "mc_profile")
@@ -62,14 +66,55 @@ def _before_prob_unc(logits: torch.Tensor, num_heads: int) -> torch.Tensor:
     return torch.cat([probs.mean(1), probs.var(1, unbiased=True)], dim=1)
 
 
-class _BeforeLEXULoss(LEXULoss):
-    """LEXULoss with the DGM variance as it was before issue 11 (``torch.var``)."""
+class _UnfusedLEXULoss(LEXULoss):
+    """LEXULoss's forward as it was before the fused loss (rater gather, target concatenation, element-wise BCE and
+    its ``transpose(0, 1).reshape`` copy, DGM through autograd); ``var_fn`` computes the head variance: the
+    contract's two-pass ``mean_var_over_heads`` (the state after item 1's first change) or ``torch.var`` (before
+    issue 11)."""
 
-    @staticmethod
-    def _dgm(logits: torch.Tensor, rater_var: torch.Tensor) -> torch.Tensor:
-        head_var = torch.sigmoid(logits).var(dim=1, unbiased=True)
-        mse = F.mse_loss(head_var, rater_var.to(device=logits.device, dtype=torch.float32))
-        return torch.sqrt(torch.clamp(mse, min=torch.finfo(torch.float32).tiny))
+    def __init__(self, *args, torch_var: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.torch_var = torch_var
+
+    def forward(self, input: torch.Tensor, target) -> torch.Tensor:
+        t = self._parse_target(target, input)
+        k = self.num_heads
+        logits = split_heads(input.float(), k)
+        soft = t["soft_label"].float()
+        sampled = sample_valid_raters(t["raters"], t["rater_valid"], num_draws=k - 1, generator=self.generator)
+        targets = torch.cat([sampled.float(), soft.unsqueeze(1)], dim=1)
+        weights = torch.tensor(self.head_weights, dtype=torch.float32)
+        per_head = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        per_head = per_head.transpose(0, 1).reshape(k, -1).mean(dim=1)
+        total = self.alpha * (weights * per_head).sum()
+        probs = torch.sigmoid(logits)
+        head_var = probs.var(dim=1, unbiased=True) if self.torch_var else mean_var_over_heads(probs)[1]
+        mse = F.mse_loss(head_var, t["rater_var"].float())
+        return total + self.beta * torch.sqrt(torch.clamp(mse, min=torch.finfo(torch.float32).tiny))
+
+
+class _Rand24Dropout(nn.Dropout):
+    """The previous cheap mask (before the 16-bit masks): ``torch.rand`` (one 32-bit draw, 24 bits per element)."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        keep = torch.rand_like(input).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return keep.mul_(input)
+
+
+@contextmanager
+def _rand24_masks(net: nn.Module):
+    """``mc_dropout(cheap_masks=False)`` with every ``nn.Dropout`` drawing ``torch.rand`` masks."""
+    from monai_lexu.inferers import mc_dropout
+
+    with mc_dropout(net, cheap_masks=False):
+        swapped = [m for m in net.modules() if type(m) is nn.Dropout]
+        for m in swapped:
+            m.__class__ = _Rand24Dropout
+        try:
+            yield
+        finally:
+            for m in swapped:
+                m.__class__ = nn.Dropout
 
 
 def _no_grad(fn: Callable[[], object]) -> Callable[[], None]:
@@ -78,6 +123,11 @@ def _no_grad(fn: Callable[[], object]) -> Callable[[], None]:
             fn()
 
     return run
+
+
+def _with(ctx, fn: Callable[[], object]) -> object:
+    with ctx:
+        return fn()
 
 
 def _rounds(methods: dict[str, Callable[[], None]], floor: str, rounds: int) -> dict:
@@ -162,11 +212,15 @@ def _case_mc(rounds: int) -> dict:
             "plain_pass": _no_grad(lambda net=net, x=x: net(x)),
             "dropout_pass_before": _no_grad(lambda net=net, x=x, i=before_pass: i(x, net)),
             "dropout_pass": _no_grad(lambda net=net, x=x, i=after_pass: i(x, net)),
+            "dropout_pass_rand24": _no_grad(lambda net=net, x=x, i=inf1: _with(_rand24_masks(net), lambda: i(x, net))),
             "t20_before": _no_grad(
                 lambda net=net, x=x: MCDropoutInferer(20, max_batch_voxels=0, cheap_masks=False)(x, net)
             ),
             "t20_unbatched": _no_grad(lambda net=net, x=x: MCDropoutInferer(20, max_batch_voxels=0)(x, net)),
             "t20": _no_grad(lambda net=net, x=x: MCDropoutInferer(20)(x, net)),
+            "t20_rand24": _no_grad(
+                lambda net=net, x=x: _with(_rand24_masks(net), lambda: MCDropoutInferer(20, cheap_masks=False)(x, net))
+            ),
             "t20_one_batch": _no_grad(lambda net=net, x=x: MCDropoutInferer(20, max_batch_voxels=20 * 128**2)(x, net)),
         }
         out[label] = _rounds(methods, "floor", rounds)
@@ -183,7 +237,8 @@ def _case_train(rounds: int) -> dict:
         "soft_label": masks.mean(1),
         "rater_var": masks.var(1),
     }
-    single, lexu, lexu_b = _net(RECIPE_2D, "last"), _net(RECIPE_2D, "decoder"), _net(RECIPE_2D, "decoder")
+    single, lexu = _net(RECIPE_2D, "last"), _net(RECIPE_2D, "decoder")
+    lexu_u, lexu_b = _net(RECIPE_2D, "decoder"), _net(RECIPE_2D, "decoder")
 
     def step(net, loss_fn, opt) -> Callable[[], None]:
         def run() -> None:
@@ -200,11 +255,38 @@ def _case_train(rounds: int) -> dict:
     methods = {
         "bce_single_head": step(single, bce, torch.optim.Adam(single.parameters(), lr=1e-4)),
         "lexu": step(lexu, LEXULoss(lexu.num_heads, beta=5.0), torch.optim.Adam(lexu.parameters(), lr=1e-4)),
+        "lexu_unfused": step(
+            lexu_u, _UnfusedLEXULoss(lexu.num_heads, beta=5.0), torch.optim.Adam(lexu_u.parameters(), lr=1e-4)
+        ),
         "lexu_before": step(
-            lexu_b, _BeforeLEXULoss(lexu.num_heads, beta=5.0), torch.optim.Adam(lexu_b.parameters(), lr=1e-4)
+            lexu_b,
+            _UnfusedLEXULoss(lexu.num_heads, beta=5.0, torch_var=True),
+            torch.optim.Adam(lexu_b.parameters(), lr=1e-4),
         ),
     }
-    return _rounds(methods, "bce_single_head", rounds)
+    res = _rounds(methods, "bce_single_head", rounds)
+    # the loss alone (forward + backward on fixed logits), same rounds discipline
+    logits = torch.randn(16, 4 * 2, 128, 128, generator=g)
+
+    def loss_only(loss_fn) -> Callable[[], None]:
+        def run() -> None:
+            x = logits.clone().requires_grad_(True)
+            loss_fn(x, target).backward()
+
+        return run
+
+    def bce_only() -> None:
+        x = logits[:, :2].clone().requires_grad_(True)
+        bce(x, target).backward()
+
+    loss_methods = {
+        "loss_bce_single_head": bce_only,
+        "loss_lexu": loss_only(LEXULoss(4, beta=5.0)),
+        "loss_lexu_unfused": loss_only(_UnfusedLEXULoss(4, beta=5.0)),
+        "loss_lexu_before": loss_only(_UnfusedLEXULoss(4, beta=5.0, torch_var=True)),
+    }
+    res.update(_rounds(loss_methods, "loss_bce_single_head", 3 * rounds))
+    return res
 
 
 def _case_resnet50(rounds: int) -> dict:
