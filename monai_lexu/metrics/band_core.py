@@ -8,7 +8,15 @@ import numpy as np
 import torch
 from monai.utils import MetricReduction
 
-from monai_lexu.metrics.utils import PerImageMetric, as_work_tensor, check_same_shape, nan_rows, threshold_for
+from monai_lexu.metrics.utils import (
+    PerImageMetric,
+    as_work_tensor,
+    check_same_shape,
+    count_true,
+    mask_as,
+    nan_rows,
+    threshold_for,
+)
 
 __all__ = ["BAND_CORE_TOLERANCE", "BandCoreRatioMetric", "band_core_ratio"]
 
@@ -53,10 +61,10 @@ def band_core_ratio(
     u, s = u.flatten(2), s.to(u.device).flatten(2)
     band = (s > threshold_for(tol, s.dtype, ">")) & (s < threshold_for(1.0 - tol, s.dtype, "<"))
     core = s >= threshold_for(1.0 - tol, s.dtype, ">=")
-    n_band, n_core = torch.count_nonzero(band, dim=-1), torch.count_nonzero(core, dim=-1)
+    n_band, n_core = count_true(band), count_true(core)
     # u * mask: NaN * 0 is NaN, but an image with a NaN is undefined anyway (below)
-    band_mean = (u * band).sum(-1, dtype=torch.float64) / n_band.clamp(min=1)
-    core_mean = (u * core).sum(-1, dtype=torch.float64) / n_core.clamp(min=1)
+    band_mean = (u * mask_as(band, u.dtype)).sum(-1, dtype=torch.float64) / n_band.clamp(min=1)
+    core_mean = (u * mask_as(core, u.dtype)).sum(-1, dtype=torch.float64) / n_core.clamp(min=1)
     ratio = band_mean / torch.where(core_mean > 0, core_mean, torch.ones_like(core_mean))
     undefined = (n_band == 0) | (n_core == 0) | (core_mean <= 0) | nan_rows(u) | nan_rows(s)
     return torch.where(undefined, torch.full_like(ratio, float("nan")), ratio).float()

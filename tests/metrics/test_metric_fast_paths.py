@@ -227,3 +227,29 @@ def test_batched_calls_are_computed_in_chunks_with_the_same_values():
             torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True)
         first = out[0] if isinstance(out, list) else out
         assert first.shape[0] == 5
+
+
+def test_mask_counts_nan_rows_and_the_nll_paths_equal_the_plain_formulas():
+    """count_true / mask_as / nan_rows (uint8 views, amin) equal count_nonzero / float products / isnan.any; the NLL
+    without clamped pixels (no masks) and with only some pixels clamped below or above equals the float64 formula;
+    soft Dice with every threshold compared at once equals the reference on NaN rows too."""
+    from monai_lexu.metrics.utils import count_true, mask_as, nan_rows
+
+    prob, soft, unc = _maps(2)
+    mask = prob > 0.3
+    assert torch.equal(count_true(mask), torch.count_nonzero(mask, dim=-1))
+    assert torch.equal(unc * mask_as(mask, unc.dtype), unc * mask)
+    nan_map = prob.clone()
+    nan_map[1, 0, 5, 5] = float("nan")
+    assert torch.equal(nan_rows(nan_map.flatten(2)), torch.isnan(nan_map.flatten(2)).any(-1))
+    assert torch.equal(nan_rows(prob.flatten(2)), torch.zeros(3, 2, dtype=torch.bool))
+    inner = prob.clamp(0.01, 0.99)  # nothing clamped: the path without masks
+    assert _rel(negative_log_likelihood(inner, soft), _nll_ref(inner, soft)) <= REL
+    for special in (1e-7, 1.0, 0.0, 1 - 1e-7):  # a few clamped pixels of one kind, the rest not
+        p = inner.clone()
+        p[0, 1, :3, :7] = special
+        assert _rel(negative_log_likelihood(p, soft), _nll_ref(p, soft)) <= REL
+    out = negative_log_likelihood(nan_map, soft)
+    assert torch.isnan(out[1, 0]) and not torch.isnan(out[0]).any()
+    sd = soft_dice(nan_map, soft)
+    assert torch.isnan(sd[1, 0]) and _rel(sd[0], _soft_dice_ref(prob, soft)[0].float()) == 0.0
