@@ -3,7 +3,8 @@
 ``layer_ensemble_hecktor`` and ``deep_ensemble_hecktor`` own ``configs/train_slices.json`` / ``evaluate_slices.json``
 (files the family base does not have, so ``python -m monai_lexu.families write`` leaves them alone, like
 ``lexu_hecktor``'s). They must equal ``lexu_hecktor``'s slice configs except for the method, and the method must be
-the one of the bundle's own (family-written) 3D ``train.json``.
+the one of the bundle's own (family-written) 3D ``train.json``. Each trains and evaluates fold 0 for one epoch on a
+tiny synthetic set.
 """
 
 from __future__ import annotations
@@ -44,3 +45,36 @@ def test_slice_configs_differ_from_lexu_only_by_the_method(bundle: str) -> None:
     assert own["validate"]["inferer"]["skip_first"] == volume["validate"]["inferer"]["skip_first"] == "@skip_first"
     net2d, net3d = json.dumps(own["network_def"]), json.dumps(volume["network_def"])
     assert net2d.replace('"spatial_dims": 2', '"spatial_dims": 3') == net3d
+
+
+@pytest.fixture(scope="module")
+def slices_data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hecktor_slices") / "data"
+
+
+@pytest.mark.parametrize("bundle", SIBLINGS)
+def test_slice_protocol_trains_and_evaluates(bundle: str, slices_data: Path, tmp_path: Path) -> None:
+    from monai.bundle import run
+
+    configs = BUNDLES / bundle / "configs"
+    args = {
+        "dataset_dir": str(slices_data),
+        "make_synthetic": True,  # the first test builds the tiny set, the second reads it
+        "synthetic_data": {"num_cases": 6, "seed": 1},
+        "ckpt_dir": str(tmp_path / "models"),
+        "output_dir": str(tmp_path / "eval"),
+        "epochs": 1,
+        "val_interval": 1,
+        "backbone": "plain",
+        "features": [8, 16, 32, 64],
+        "image_size": [64, 64],
+        "batch_size": 8,
+        "num_workers": 0,
+        "num_members": 2,
+    }
+    run(config_file=[str(configs / "train_slices.json")], **args)
+    assert (tmp_path / "models" / "model_fold0.pt").is_file()
+    run(config_file=[str(configs / "train_slices.json"), str(configs / "evaluate_slices.json")], **args)
+    result = json.loads((tmp_path / "eval" / "metrics_slices_fold0.json").read_text())
+    assert set(result["mean"]) == {"GTVp", "GTVn"} and result["num_images"] > 0
+    assert (tmp_path / "eval" / "metrics_slices_folds_summary.md").is_file()
