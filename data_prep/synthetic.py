@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Write seeded synthetic multi-rater segmentation data sets (PNG/TIFF files + datalists).",
-        epilog=examples_epilog(__doc__, PROG),
+        epilog=examples_epilog(
+            __doc__, PROG, extra="exit codes: those of the sub-command (see its --help); 2 usage error."
+        ),
         formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "jungo",
         help=jungo_cli.HELP,
         description=jungo_cli.DESCRIPTION,
-        epilog=examples_epilog(__doc__, f"{PROG} jungo"),
+        epilog=examples_epilog(__doc__, f"{PROG} jungo", extra=jungo_cli.EXIT_CODES),
         formatter_class=HelpFormatter,
     )
     jungo_cli.add_arguments(jungo).set_defaults(run=jungo_cli.run)
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "riga-like",
         help=riga_cli.SYNTHETIC_HELP,
         description=riga_cli.SYNTHETIC_DESCRIPTION,
-        epilog=examples_epilog(__doc__, f"{PROG} riga-like"),
+        epilog=examples_epilog(__doc__, f"{PROG} riga-like", extra=riga_cli.SYNTHETIC_EXIT_CODES),
         formatter_class=HelpFormatter,
     )
     riga_cli.add_synthetic_arguments(riga).set_defaults(run=riga_cli.run_synthetic)

@@ -45,17 +45,6 @@ COMMANDS = [
 ]
 
 
-# commands whose --help does not state its exit codes yet (their modules belong to the data-set code): each is a strict
-# xfail, so the test fails as soon as one documents them and this set must shrink
-NO_EXIT_CODES_YET = {
-    "data_prep.synthetic",
-    "data_prep.synthetic jungo",
-    "data_prep.synthetic riga-like",
-    "monai_lexu.datasets.riga",
-    "monai_lexu.datasets.riga synthetic",
-}
-
-
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -79,17 +68,7 @@ def test_help_has_description_and_examples(command: str) -> None:
     assert "python data_prep/" not in proc.stdout  # the README's form only
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        (
-            pytest.param(c, marks=pytest.mark.xfail(strict=True, reason="--help states no exit codes yet"))
-            if c in NO_EXIT_CODES_YET
-            else c
-        )
-        for c in COMMANDS
-    ],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_states_exit_codes(command: str) -> None:
     proc = run(*command.split(), "--help")
     assert proc.returncode == 0, proc.stderr

@@ -125,6 +125,11 @@ def add_synthetic_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     return parser
 
 
+SYNTHETIC_EXIT_CODES = (
+    "exit code: 0 written, 1 the set could not be written (e.g. an unwritable folder), 2 usage error."
+)
+
+
 def run_synthetic(args: argparse.Namespace) -> int:
     """Write the RIGA-like set for parsed ``args``; returns the exit code."""
     from monai_lexu.datasets.riga.synthetic import write_riga_like
@@ -140,7 +145,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="RIGA: convert the release, or write a RIGA-like set.",
-        epilog=examples_epilog(__doc__, PROG, prog),
+        epilog=examples_epilog(
+            __doc__, PROG, prog, extra="exit codes: those of the sub-command (see its --help); 2 usage error."
+        ),
         formatter_class=HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,7 +163,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "synthetic",
         help=SYNTHETIC_HELP,
         description=SYNTHETIC_DESCRIPTION,
-        epilog=examples_epilog(__doc__, f"{PROG} synthetic", f"{prog} synthetic"),
+        epilog=examples_epilog(__doc__, f"{PROG} synthetic", f"{prog} synthetic", extra=SYNTHETIC_EXIT_CODES),
         formatter_class=HelpFormatter,
     )
     add_synthetic_arguments(synthetic).set_defaults(run=run_synthetic)
