@@ -97,6 +97,7 @@ def test_ctrl_c_during_bundle_training(tmp_path):
         text=True,
         env=env,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # even when this run ignores SIGINT
     )
     checkpoint = tmp_path / "models" / "checkpoint.pt"
     try:

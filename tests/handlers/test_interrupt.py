@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
+
+def _sigint_as_in_a_terminal() -> None:
+    """Run in the child before exec: SIGINT to its default, so Python installs its KeyboardInterrupt handler even when
+    the test run itself ignores SIGINT (a background job of a non-interactive shell, e.g. ``make test &``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SCRIPT = textwrap.dedent("""
     import logging, os, signal, sys
     import torch
@@ -55,7 +62,12 @@ def test_ctrl_c_stops_with_one_line(tmp_path, where, epoch, done):
     script.write_text(SCRIPT)
     out = tmp_path / "models"
     result = subprocess.run(
-        [sys.executable, str(script), where, str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        [sys.executable, str(script), where, str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     text = result.stdout + result.stderr
     assert result.returncode == 130, text
@@ -78,7 +90,11 @@ def test_ctrl_c_before_the_first_checkpoint(tmp_path):
     script.write_text(SCRIPT.replace("engine.state.iteration == 7", "engine.state.iteration == 2"))
     out = tmp_path / "models"
     result = subprocess.run(
-        [sys.executable, str(script), "training", str(out)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "training", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     text = result.stdout + result.stderr
     assert result.returncode == 130, text
@@ -99,7 +115,11 @@ def test_other_exceptions_still_reach_the_other_handlers(tmp_path):
         )
     )
     result = subprocess.run(
-        [sys.executable, str(script), "training", str(tmp_path / "m")], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "training", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     assert result.returncode == 1
     assert "ValueError: boom" in result.stderr and "interrupted" not in result.stdout + result.stderr
@@ -115,7 +135,9 @@ def test_ctrl_c_before_the_engines_start_is_one_line(tmp_path):
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "time.sleep(30)\n"
     )
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, preexec_fn=_sigint_as_in_a_terminal
+    )
     assert result.returncode == -signal.SIGINT  # Python exits through SIGINT: status 130 in a shell
     from monai_lexu.handlers.interrupt import STARTING_MESSAGE
 
@@ -125,6 +147,8 @@ def test_ctrl_c_before_the_engines_start_is_one_line(tmp_path):
 def test_other_uncaught_exceptions_keep_their_traceback(tmp_path):
     script = tmp_path / "start.py"
     script.write_text("from monai_lexu.handlers import quiet_run\nquiet_run()\nraise ValueError('boom')\n")
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, preexec_fn=_sigint_as_in_a_terminal
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "ValueError: boom" in result.stderr
