@@ -87,7 +87,7 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
     """Pool every finished fold's held-out cases per method and write ``table2_hecktor3d.{md,json}``."""
     from monai_lexu.metrics import MIN_CASES_FOR_CORRELATION
     from monai_lexu.metrics.correlation import distance_correlation, spearman_correlation
-    from monai_lexu.report.tables import too_small_cell
+    from monai_lexu.report.tables import finite_mean_std, markdown_table, too_small_cell
 
     finished = {m: [k for k in folds if _done(m, k, work)] for m in methods}
     common = [k for k in folds if all(k in finished[m] for m in methods)]
@@ -103,9 +103,7 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
             var = np.array([[float(r[f"var_sum_{s}"])] for r in rows])
             cell = {"SR": float(spearman_correlation(unc, var)[0]), "DC": float(distance_correlation(unc, var)[0])}
             for key in ("NCC", "soft_dice", "NLL", "band/core"):
-                v = np.array([float(r[f"{key}_{s}"]) for r in rows])
-                v = v[np.isfinite(v)]
-                cell[key], cell[f"{key}_std"] = float(v.mean()), float(v.std())
+                cell[key], cell[f"{key}_std"], _ = finite_mean_std([float(r[f"{key}_{s}"]) for r in rows])
             results[m][s] = cell
     checks = []
     full = [m for m in methods if m in results]
@@ -126,32 +124,30 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
         + (f"the folds every method finished ({common}), pooled" if common else "no fold common to all methods yet")
         + " (SR/DC over the pooled held-out cases, the rest mean ± std over those cases).",
         "",
-        "| method | folds | structure | SR | DC | NCC | soft Dice | NLL | band/core |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    table_rows = []
     for m, r in results.items():
+        n = r["_cases"]
+        small = n < MIN_CASES_FOR_CORRELATION
         for s in STRUCTURES:
             c = r[s]
-            n = r["_cases"]
-            small = n < MIN_CASES_FOR_CORRELATION
-            sr, dc = (
-                (too_small_cell(n, MIN_CASES_FOR_CORRELATION),) * 2 if small else (f"{c['SR']:.3f}", f"{c['DC']:.3f}")
-            )
-            lines.append(
-                f"| {m} | {','.join(map(str, r['_folds']))} ({n} cases) | {s} | {sr} | "
-                f"{dc} | {c['NCC']:.3f} ± {c['NCC_std']:.3f} | {c['soft_dice']:.3f} ± "
-                f"{c['soft_dice_std']:.3f} | {c['NLL']:.4f} ± {c['NLL_std']:.4f} | "
-                f"{c['band/core']:.2f} ± {c['band/core_std']:.2f} |"
-            )
+            row = {"method": m, "folds": f"{','.join(map(str, r['_folds']))} ({n} cases)", "structure": s}
+            for key in ("SR", "DC"):
+                row[key] = too_small_cell(n, MIN_CASES_FOR_CORRELATION) if small else c[key]
+            for key, label, digits in (("NCC", "NCC", 3), ("soft_dice", "soft Dice", 3), ("NLL", "NLL", 4),
+                                       ("band/core", "band/core", 2)):  # fmt: skip
+                row[label] = f"{c[key]:.{digits}f} ± {c[f'{key}_std']:.{digits}f}"
+            table_rows.append(row)
+    lines.append(markdown_table(table_rows))
     if checks:
-        lines += ["", "| structure | metric | paper's best | ours (ties: all) | holds |", "|---|---|---|---|---|"]
-        lines += [f"| {c['structure']} | {c['metric']} | {c['paper']} | {c['ours']} | {c['holds']} |" for c in checks]
+        cols = {"structure": "structure", "metric": "metric", "paper": "paper's best", "ours": "ours (ties: all)"}
+        lines.append(markdown_table([{**{v: c[k] for k, v in cols.items()}, "holds": c["holds"]} for c in checks]))
     else:
-        lines += ["", "Paper orderings: not checked until LEXU, LE and DE share a finished fold."]
+        lines.append("Paper orderings: not checked until LEXU, LE and DE share a finished fold.\n")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table2_hecktor3d.md").write_text("\n".join(lines) + "\n")
+    (out / "table2_hecktor3d.md").write_text("\n".join(lines))
     (out / "table2_hecktor3d.json").write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
-    print("\n".join(lines), flush=True)
+    print("\n".join(lines), end="", flush=True)
     return results
 
 
