@@ -28,12 +28,12 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _child import report, run_child  # benchmarks/_child.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 CT_SHAPE = (512, 512, 150)
@@ -186,7 +186,7 @@ def main() -> None:
     raw = args.work / "raw"
     if args.one:
         method, threads, out = args.one
-        print("RESULT " + json.dumps(run_one(raw, Path(out), method, int(threads))), flush=True)
+        report(run_one(raw, Path(out), method, int(threads)))
         return
     t0 = time.perf_counter()
     build_case(raw)
@@ -204,18 +204,9 @@ def main() -> None:
             order = args.methods if r % 2 == 0 else list(reversed(args.methods))
             for method in order:
                 out = args.work / f"out_{method}"
-                load_before = os.getloadavg()
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--work", str(args.work), "--one", method, str(threads), str(out)],
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                )
-                lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    raise RuntimeError(f"{method}@{threads}t failed:\n{proc.stderr[-3000:]}")
-                run = json.loads(lines[-1][len("RESULT ") :])
-                run.update({"round": r, "loadavg_before": load_before, "loadavg_after": os.getloadavg()})
+                cmd = [sys.executable, __file__, "--work", str(args.work), "--one", method, str(threads), str(out)]
+                run = run_child(cmd, f"{method}@{threads}t", env=env)
+                run["round"] = r
                 result["runs"].append(run)
                 print(json.dumps(run), flush=True)
                 args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _child import report, run_child  # benchmarks/_child.py (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES, DISTINCT, SHAPE, STRUCTURES = 1000, 100, (256, 256), ("disc", "cup")
 
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(run_one(args.batches)), flush=True)
+        report(run_one(args.batches))
         return
     before = subprocess.run(
         ["git", "rev-parse", args.before], cwd=ROOT, capture_output=True, text=True, check=True
@@ -131,19 +133,9 @@ def main() -> None:
     for r in range(args.rounds):
         for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
             env = dict(os.environ, PYTHONPATH=str(trees[name]))
-            load = os.getloadavg()
-            proc = subprocess.run(
-                [sys.executable, __file__, "--one", "--batches", *map(str, args.batches)],
-                env=env,
-                cwd=tempfile.gettempdir(),
-                capture_output=True,
-                text=True,
-            )
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode or not lines:
-                raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-            run = json.loads(lines[-1][len("RESULT ") :])
-            run.update({"tree": name, "round": r, "loadavg_before": load, "loadavg_after": os.getloadavg()})
+            cmd = [sys.executable, __file__, "--one", "--batches", *map(str, args.batches)]
+            run = run_child(cmd, name, env=env, cwd=tempfile.gettempdir())
+            run.update({"tree": name, "round": r})
             result["runs"].append(run)
             print(json.dumps({k: v for k, v in run.items() if k != "values"}), flush=True)
     last = {run["tree"]: run["values"] for run in result["runs"]}
