@@ -28,7 +28,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -75,36 +74,14 @@ def _done(method: str, fold: int, work: Path) -> bool:
     return (work / method / "eval" / f"metrics_fold{fold}_per_image.csv").is_file()
 
 
-def _pooled_rows(method: str, folds: list[int], work: Path) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    for k in folds:
-        with open(work / method / "eval" / f"metrics_fold{k}_per_image.csv", newline="") as fh:
-            rows += list(csv.DictReader(fh))
-    return rows
-
-
 def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
     """Pool every finished fold's held-out cases per method and write ``table2_hecktor3d.{md,json}``."""
     from monai_lexu.metrics import MIN_CASES_FOR_CORRELATION
-    from monai_lexu.metrics.correlation import distance_correlation, spearman_correlation
-    from monai_lexu.report.tables import finite_mean_std, markdown_table, too_small_cell
+    from monai_lexu.report.cv import pooled_folds
+    from monai_lexu.report.tables import markdown_table, too_small_cell
 
-    finished = {m: [k for k in folds if _done(m, k, work)] for m in methods}
-    common = [k for k in folds if all(k in finished[m] for m in methods)]
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for m in methods:
-        have = common if common else finished[m]
-        if not have:
-            continue
-        rows = _pooled_rows(m, have, work)
-        results[m] = {"_folds": have, "_cases": len(rows)}  # type: ignore[dict-item]
-        for s in STRUCTURES:
-            unc = np.array([[float(r[f"unc_sum_{s}"])] for r in rows])
-            var = np.array([[float(r[f"var_sum_{s}"])] for r in rows])
-            cell = {"SR": float(spearman_correlation(unc, var)[0]), "DC": float(distance_correlation(unc, var)[0])}
-            for key in ("NCC", "soft_dice", "NLL", "band/core"):
-                cell[key], cell[f"{key}_std"], _ = finite_mean_std([float(r[f"{key}_{s}"]) for r in rows])
-            results[m][s] = cell
+    pooled = pooled_folds({m: work / m / "eval" for m in methods}, folds, STRUCTURES)
+    common, results = pooled["common"], pooled["results"]
     checks = []
     full = [m for m in methods if m in results]
     if common and set(full) == set(BUNDLES):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from monai_lexu.report.tables import (
     finite_mean_std,
@@ -17,7 +20,7 @@ from monai_lexu.report.tables import (
     write_markdown,
 )
 
-__all__ = ["cross_validation_summary"]
+__all__ = ["cross_validation_summary", "pooled_folds"]
 
 logger = logging.getLogger("monai_lexu")
 
@@ -92,3 +95,63 @@ def cross_validation_summary(
     (output_dir / f"{prefix}s_summary.json").write_text(json.dumps(result, indent=2))
     logger.info("\n%s", text)
     return result
+
+
+POOLED_PER_CASE = ("NCC", "soft_dice", "NLL", "band/core")
+"""Per-case columns :func:`pooled_folds` averages over the pooled held-out cases (those a CSV has)."""
+
+
+def pooled_folds(
+    eval_dirs: Mapping[str, str | Path],
+    folds: Sequence[int],
+    structures: Sequence[str],
+    prefix: str = "metrics_fold",
+) -> dict[str, object]:
+    """Several methods' cross-validations compared on the same held-out cases: the folds EVERY method finished.
+
+    A fold is finished when ``<dir>/<prefix><k>_per_image.csv`` (:func:`monai_lexu.report.write_evaluation`) exists.
+    Each method's held-out cases of the common folds (of its own finished folds when no fold is common) are pooled:
+
+    - SR, DC: Spearman rank correlation / distance correlation between the per-case sums of the uncertainty map
+      (``unc_sum_<s>``) and of the raters' variance map (``var_sum_<s>``) over the pooled cases (one value: a fold of
+      a small set has too few cases for a correlation of its own);
+    - :data:`POOLED_PER_CASE` (those in the CSV): mean and std (ddof 0) over the pooled cases, ``<key>`` and
+      ``<key>_std``.
+
+    Args:
+        eval_dirs: method -> its evaluation folder.
+        folds: the fold indices to look for.
+        structures: structure names (the CSV's column suffixes).
+        prefix: per-fold file prefix.
+
+    Returns:
+        ``{"common": [k...], "finished": {method: [k...]}, "results": {method: {"_folds": [k...], "_cases": n,
+        structure: {"SR", "DC", "NCC", "NCC_std", ...}}}}``; a method with no finished fold has no result.
+    """
+    from monai_lexu.metrics.correlation import distance_correlation, spearman_correlation
+    from monai_lexu.report.tables import finite_mean_std
+
+    def csv_path(method: str, k: int) -> Path:
+        return Path(eval_dirs[method]) / f"{prefix}{k}_per_image.csv"
+
+    finished = {m: [k for k in folds if csv_path(m, k).is_file()] for m in eval_dirs}
+    common = [k for k in folds if all(k in finished[m] for m in eval_dirs)]
+    results: dict[str, dict[str, object]] = {}
+    for m in eval_dirs:
+        have = common or finished[m]
+        rows: list[dict[str, str]] = []
+        for k in have:
+            with open(csv_path(m, k), newline="") as fh:
+                rows += list(csv.DictReader(fh))
+        if not rows:
+            continue
+        results[m] = {"_folds": list(have), "_cases": len(rows)}
+        for s in structures:
+            unc = np.array([[float(r[f"unc_sum_{s}"])] for r in rows])
+            var = np.array([[float(r[f"var_sum_{s}"])] for r in rows])
+            cell = {"SR": float(spearman_correlation(unc, var)[0]), "DC": float(distance_correlation(unc, var)[0])}
+            for key in POOLED_PER_CASE:
+                if f"{key}_{s}" in rows[0]:
+                    cell[key], cell[f"{key}_std"], _ = finite_mean_std([float(r[f"{key}_{s}"]) for r in rows])
+            results[m][s] = cell
+    return {"common": common, "finished": finished, "results": results}

@@ -5,7 +5,8 @@
 - ``runs/<bundle>_seed<s>/eval/metrics_test.json`` (and ``runs/lexu_riga_beta<b>_seed<s>/...``): LEXU Table 2 on
   the RIGA-like set (LEXU, LE, DE; mean ± std over seeds) and Table 3 (the beta sweep);
 - ``runs/mcdropout_<fusion>_<variant>/eval/metrics_test.json``: Jungo et al. Table 1;
-- ``runs/<bundle>_hecktor*/eval/metrics_fold<k>.json``: Table 2's HECKTOR half (3-fold cross-validation);
+- ``hecktor_table2/<METHOD>/eval/metrics_fold<k>_per_image.csv`` (``benchmarks/hecktor_table2.py``) or
+  ``runs/<bundle>_hecktor*/eval/...``: Table 2's HECKTOR half (3-fold cross-validation, the folds every method has);
 - ``analyses/<run>/level<NNN>/``: the per-head-map evaluations (:mod:`monai_lexu.report.analyses`): quality
   control (Fig. 2a), agreement under distortion (Fig. 2c), AUROC distorted vs clean, GED;
 
@@ -608,27 +609,61 @@ def _jungo_section(work: Path) -> Section:
     return sec
 
 
+def _hecktor_eval_dirs(work: Path) -> dict[str, Path]:
+    """Table 2's HECKTOR evaluation folder per method: ``hecktor_table2/<METHOD>/eval``
+    (``benchmarks/hecktor_table2.py``) or else the first ``runs/<bundle>*/eval`` with a per-fold per-image CSV."""
+    found = {}
+    for method, bundle in HECKTOR_BUNDLES.items():
+        for d in [work / "hecktor_table2" / method / "eval", *sorted((work / "runs").glob(f"{bundle}*/eval"))]:
+            if any(d.glob("metrics_fold*_per_image.csv")):
+                found[method] = d
+                break
+    return found
+
+
 def _hecktor_section(work: Path) -> Section:
+    """Table 2's HECKTOR half from :func:`monai_lexu.report.cv.pooled_folds`: the folds every method finished, their
+    held-out cases pooled (SR/DC over the pooled cases; the rest mean ± std over them), as ``hecktor_table2.py``."""
+    from monai_lexu.report.cv import pooled_folds
+
     sec = Section("LEXU Table 2, HECKTOR half (LEXU, LE, DE)")
-    found = {m: sorted((work / "runs").glob(f"{b}*/eval/metrics_fold*.json")) for m, b in HECKTOR_BUNDLES.items()}
-    found = {m: [p for p in f if re.search(r"metrics_fold\d+\.json$", p.name)] for m, f in found.items()}
-    if not any(found.values()):
+    dirs = _hecktor_eval_dirs(work)
+    if not dirs:
         sec.paragraphs.append(
-            "Not run: no HECKTOR cross-validation evaluation under " + str(work / "runs") + " (the CPU time of this "
-            "session went to the RIGA runs). The paper's numbers, for the record:"
-        )
+            "Not run: no HECKTOR cross-validation evaluation under " + str(work / "hecktor_table2") + " or "
+            + str(work / "runs") + ". The paper's numbers, for the record:"
+        )  # fmt: skip
         rows = [{"method": m, **v} for m, v in PAPER_TABLE2["HECKTOR"].items()]
         sec.tables.append(Table("table2-hecktor-paper", "LEXU Table 2 (HECKTOR), the paper's numbers", rows))
         return sec
     structures = ["GTVp", "GTVn"]
-    ours, text = {}, {}
-    for m, paths in found.items():
-        if paths:
-            rr = [{"eval": json.loads(p.read_text())} for p in paths]
-            ours[m], text[m] = _method_values(rr, structures)
+    pooled = pooled_folds(dirs, range(3), structures)
+    ours: dict[str, dict[str, float]] = {}
+    text: dict[str, dict[str, str]] = {}
+    for m, r in pooled["results"].items():
+        ours[m], text[m] = {}, {}
+        for col in _t2_columns(structures):
+            metric, _, s = col.partition(" ")
+            if not s:  # the paper's one NLL: the mean over structures
+                ours[m][col] = float(np.mean([r[x]["NLL"] for x in structures]))
+                text[m][col] = f"{ours[m][col]:.4f}"
+            elif metric in ("SR", "DC"):
+                ours[m][col] = r[s][metric]
+                text[m][col] = f"{r[s][metric]:.3f}"
+            else:
+                ours[m][col] = r[s][metric]
+                text[m][col] = f"{r[s][metric]:.3f} ± {r[s][metric + '_std']:.3f}"
+    common = pooled["common"]
     sec.paragraphs.append(
-        "Ours: mean ± std over the folds found: " + ", ".join(f"{m} {len(p)}" for m, p in found.items())
-    )
+        "Ours: 3D recipe (cpu_small.json), synthetic HECKTOR-like set, "
+        + ("the folds every method finished: " + ", ".join(map(str, common)) if common else "no fold common to all")
+        + "; per method its held-out cases pooled ("
+        + ", ".join(f"{m} folds {r['_folds']}, {r['_cases']} cases" for m, r in pooled["results"].items())
+        + "): SR and DC over the pooled cases, the rest mean ± std (ddof 0) over them; NLL the mean over GTVp and "
+        "GTVn. Finished folds: " + "; ".join(f"{m} {k}" for m, k in pooled["finished"].items())
+        + ". Methods not run: " + (", ".join(m for m in HECKTOR_BUNDLES if m not in dirs) or "none") + ". From: "
+        + ", ".join(str(d) for d in dirs.values()) + "."
+    )  # fmt: skip
     sec.tables.append(
         Table(
             "table2-hecktor",

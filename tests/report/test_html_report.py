@@ -142,3 +142,31 @@ def test_cli_exit_codes(work: Path, tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--bogus"])
     assert e.value.code == 2
+
+
+def test_hecktor_half_read_from_the_table2_benchmark(work: Path, tmp_path: Path) -> None:
+    """``hecktor_table2/<METHOD>/eval`` (benchmarks/hecktor_table2.py) fills Table 2's HECKTOR half, on the folds every
+    method finished (DE lacks fold 1 here, so fold 1 is left out for all three)."""
+    import csv
+    import shutil
+
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    rng = np.random.default_rng(1)
+    cols = [f"{k}_{s}" for k in ("unc_sum", "var_sum", "NCC", "soft_dice", "NLL") for s in ("GTVp", "GTVn")]
+    for method, folds in (("LEXU", (0, 1, 2)), ("LE", (0, 1, 2)), ("DE", (0, 2))):
+        ev = copy / "hecktor_table2" / method / "eval"
+        ev.mkdir(parents=True)
+        for k in folds:
+            with open(ev / f"metrics_fold{k}_per_image.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, ["id", *cols])
+                w.writeheader()
+                for i in range(3):
+                    w.writerow({"id": f"{method}{k}{i}", **{c: float(rng.uniform(0.01, 1)) for c in cols}})
+    result = build_report(copy, tmp_path / "out")
+    assert "table2-hecktor" in result["tables"] and "table2-hecktor-paper" not in result["tables"]
+    md = result["markdown"].read_text()
+    assert "the folds every method finished: 0, 2" in md and "DE [0, 2]" in md
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())["tables"]["table2-hecktor"]
+    assert [r["column"] for r in rows][:2] == ["SR GTVp", "SR GTVn"]
+    assert all(r["paper order holds"] != "n/a" for r in rows)  # every column has a value for all three
