@@ -29,6 +29,8 @@ Setup, following the reference's own script for this figure (``minimal_examples_
   ``SegmentationEnsemble``) and ``h = sum_k a_k s_k`` (Eq. 3). The reference script does not fit ``a`` (its
   "calibrated ensemble" is the plain mean of the members' probabilities); that curve is reported as
   ``calibrated_mean_prob`` for information, with ``seed_mean_prob`` likewise.
+- **w_DSC**: 0 by default (the reference script); ``--w-dsc cv`` is the paper's choice, the ``w`` with the highest
+  mean Dice in cross-validation (:func:`choose_w_dsc`: the same 4 folds, -3..3 in steps of 0.5, per repeat).
 - **Evaluation**: ``|h - P|`` on a uniform grid of ``[-3, 3]`` (the reference's plotting range; 601 points): L1 = its
   mean, and its maximum. Also reported: the grid ``[-4, 4]`` and the mean weighted by the data density
   ``(p0 + p1) / 2``. Repeated over ``--repeats`` seeds (data, fold split and minibatch draws); the acceptance figure
@@ -46,6 +48,7 @@ Example::
 
     python benchmarks/calibrated_ensembles_1d.py                  # 10 repeats, recipe scratch
     python benchmarks/calibrated_ensembles_1d.py --recipe branch --output /tmp/fig1_branch.json
+    python benchmarks/calibrated_ensembles_1d.py --w-dsc cv --output results/calibrated_ensembles_1d_wdsc_cv.json
 """
 
 from __future__ import annotations
@@ -136,6 +139,39 @@ def _errors(h: np.ndarray, grid: np.ndarray) -> dict[str, float]:
     return {"l1": float(err.mean()), "l1_density": float(np.sum(err * dens) / np.sum(dens)), "max": float(err.max())}
 
 
+W_DSC_CANDIDATES = tuple(float(v) for v in np.linspace(-3.0, 3.0, 13))
+"""The ``--w-dsc cv`` sweep: -3 .. 3 in steps of 0.5."""
+
+
+def choose_w_dsc(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fold_of: torch.Tensor,
+    g: torch.Generator,
+    steps: tuple[int, int],
+    lr: float,
+    candidates: tuple[float, ...] = W_DSC_CANDIDATES,
+) -> tuple[float, list[float]]:
+    """The paper's choice of ``w_DSC``: the ``w`` whose models have the highest mean Dice in cross-validation.
+
+    For every fold one model per candidate trains on the other folds (all candidates at once, the same schedule as
+    the ensembles) and predicts the held-out fold (``sigmoid >= 0.5``); Dice of class 1 per fold
+    (``2 TP / (2 TP + FP + FN)``), averaged over the folds; the first maximum wins.
+
+    Returns:
+        ``(w_DSC, mean Dice per candidate)``.
+    """
+    folds = int(fold_of.max()) + 1
+    dice = np.zeros(len(candidates))
+    for f in range(folds):
+        tr, te = fold_of != f, fold_of == f
+        pred = _prob(train_logistic(x[tr], y[tr], list(candidates), g, steps, lr), x[te]) >= 0.5  # (C, N_te)
+        t = y[te].numpy().astype(bool)[None]
+        tp, fp, fn = (pred & t).sum(1), (pred & ~t).sum(1), (~pred & t).sum(1)
+        dice += 2 * tp / np.maximum(2 * tp + fp + fn, 1) / folds
+    return float(candidates[int(np.argmax(dice))]), dice.tolist()
+
+
 def run_once(
     seed: int,
     samples: int = 1000,
@@ -144,19 +180,32 @@ def run_once(
     steps: tuple[int, int] = (50, 1000),
     lr: float = 0.01,
     folds: int = 4,
-    w_dsc: float = 0.0,
+    w_dsc: float | None = 0.0,
     recipe: str = "scratch",
 ) -> dict:
-    """One repeat: both ensembles, their heatmaps on the grids and their errors (see the module docstring)."""
+    """One repeat: both ensembles, their heatmaps on the grids and their errors (see the module docstring).
+
+    ``w_dsc=None`` chooses it by :func:`choose_w_dsc` on this repeat's folds; the seed ensemble and the calibrated
+    ensemble's shifts then both use it."""
     g = torch.Generator().manual_seed(seed)
     x, y = _sample(samples, g)
     grids = {name: np.linspace(lo, hi, num) for name, (lo, hi, num) in GRIDS.items()}
     grids_t = {name: torch.as_tensor(v, dtype=torch.float32) for name, v in grids.items()}
 
-    seed_model = train_logistic(x, y, [w_dsc] * members, g, steps, lr)
-    order = torch.randperm(x.numel(), generator=g)
-    fold_of = torch.empty_like(order)
-    fold_of[order] = torch.arange(order.numel()) % folds
+    def split() -> torch.Tensor:
+        order = torch.randperm(x.numel(), generator=g)
+        fold_of = torch.empty_like(order)
+        fold_of[order] = torch.arange(order.numel()) % folds
+        return fold_of
+
+    sweep = None
+    if w_dsc is None:  # the folds first: the sweep uses them
+        fold_of = split()
+        w_dsc, sweep = choose_w_dsc(x, y, fold_of, g, steps, lr)
+        seed_model = train_logistic(x, y, [w_dsc] * members, g, steps, lr)
+    else:  # the draw order of the fixed-w_DSC runs recorded before the sweep existed
+        seed_model = train_logistic(x, y, [w_dsc] * members, g, steps, lr)
+        fold_of = split()
     ws = [w_dsc + d for d in shifts]
     oof = np.zeros((len(shifts), x.numel()), dtype=bool)
     test_probs = {name: np.zeros((len(shifts), v.size)) for name, v in grids.items()}
@@ -174,7 +223,9 @@ def run_once(
             test_probs[name] += _prob(model, grids_t[name]) / folds
     a = fit_ensemble_coefficients(oof, y.numpy())
 
-    out: dict = {"seed": seed, "coefficients": [float(v) for v in a], "errors": {}, "curves": {}}
+    out: dict = {"seed": seed, "w_dsc": w_dsc, "coefficients": [float(v) for v in a], "errors": {}, "curves": {}}
+    if sweep is not None:
+        out["w_dsc_sweep"] = {"candidates": list(W_DSC_CANDIDATES), "mean_cv_dice": sweep}
     for name, grid in grids.items():
         seed_p = _prob(seed_model, grids_t[name])
         curves = {
@@ -263,12 +314,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--members", type=int, default=7, help="seed-ensemble size")
     parser.add_argument("--shifts", type=float, nargs="+", default=[-3, -2, -1, 0, 1, 2, 3])
     parser.add_argument("--folds", type=int, default=4)
-    parser.add_argument("--w-dsc", type=float, default=0.0)
+    parser.add_argument(
+        "--w-dsc",
+        default="0",
+        help="w_DSC: a number (default 0, the reference script), or 'cv' for the paper's choice (highest mean Dice "
+        "in cross-validation over -3..3 in steps of 0.5, per repeat)",
+    )
     parser.add_argument("--recipe", choices=("scratch", "branch"), default="scratch")
     parser.add_argument("--repeats", type=int, default=10, help="seeds 0 .. repeats-1")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (set explicitly)")
     parser.add_argument("--output", default=str(RESULTS / "calibrated_ensembles_1d.json"))
     args = parser.parse_args(argv)
+    try:
+        w_dsc = None if args.w_dsc == "cv" else float(args.w_dsc)
+    except ValueError:
+        parser.error(f"--w-dsc: expected a number or 'cv', got {args.w_dsc!r}")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     reps = [
@@ -280,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
             (args.warmup, args.decay),
             args.lr,
             args.folds,
-            args.w_dsc,
+            w_dsc,
             args.recipe,
         )
         for s in range(args.repeats)
