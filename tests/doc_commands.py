@@ -13,10 +13,11 @@ What "CPU-sized" means here, and the only changes made to the commands as writte
 * ``python``/``python3``/``torchrun``/``make`` are wrappers (first on ``PATH``) that rewrite the arguments with
   :func:`rewrite` and run the real program: a ``monai.bundle run`` of a bundle that has ``configs/cpu_small.json``
   gets it appended when the command lacks it (the GPU recipe becomes the CPU recipe), then ``--epochs 1
-  --val_interval 1 --num_workers 0`` (the slice protocol, which has no CPU override, gets a small plain network on
-  64x64 slices instead); ``data_prep.hecktor`` without ``--spacing`` gets the synthetic recipe's spacing and box
-  (``SYNTHETIC_RECIPE``; the synthetic raw cases are smaller than the real-data box); ``data_prep.synthetic
-  riga-like`` without ``--num-per-source`` gets 6/6/4 images of 128 px; ``make`` targets run with ``install``
+  --val_interval 1 --num_workers 0`` (a page may ask for more epochs: ``run_doc(epochs=...)``; the slice protocol,
+  which has no CPU override, gets a small plain network on 64x64 slices instead); ``data_prep.hecktor`` without
+  ``--spacing`` gets the synthetic recipe's spacing and box (``SYNTHETIC_RECIPE``; the synthetic raw cases are
+  smaller than the real-data box); ``data_prep.synthetic riga-like`` without ``--num-per-source`` gets 6/6/4 images
+  of 128 px; ``make`` targets run with ``install``
   considered done (``make test``, this suite, as a dry run).
 * Placeholders for real data and values a user copies by hand are replaced by text substitution (the ``subst``
   mapping the caller gives: e.g. ``/data/hecktor2022`` -> a synthetic set in the HECKTOR 2022 layout written by
@@ -111,6 +112,7 @@ def rewrite(program: str, args: list[str]) -> list[str]:
         configs = _bundle_configs(files)
         names = {Path(f).name for f in files}
         extra = list(TINY)
+        extra[1] = os.environ.get("DOC_TEST_EPOCHS", extra[1])
         if "train_slices.json" in names:
             extra += SLICES_TINY
         elif configs is not None and (configs / "cpu_small.json").is_file() and "cpu_small.json" not in names:
@@ -225,14 +227,19 @@ def _write_dicom_cases(root: Path) -> Path:
     return root
 
 
-def run_doc(doc: Path, work: Path, subst: dict[str, str], timeout: float = 1500) -> list[tuple[int, str]]:
+def run_doc(
+    doc: Path, work: Path, subst: dict[str, str], timeout: float = 1500, epochs: int = 1
+) -> list[tuple[int, str]]:
     """Run ``doc``'s blocks in order in ``work`` (a repository copy); returns ``(line, skip reason)`` of skipped ones.
+
+    ``epochs`` replaces the one epoch of every bundle run (``DOC_TEST_EPOCHS`` for the wrappers): a page whose later
+    commands need trained weights (a fit that refuses members voting nothing) asks for a few.
 
     Raises:
         AssertionError: a block failed; the message has the block's line, its text and the end of its output.
     """
     env = {**os.environ, **_wrappers(work.parent / "bin"), "HOME": str(work.parent / "home"), "OMP_NUM_THREADS": "1"}
-    env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", CI="true")
+    env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1", CI="true", DOC_TEST_EPOCHS=str(epochs))
     (work.parent / "home").mkdir(exist_ok=True)
     skipped = []
     for block in blocks(doc.read_text(encoding="utf-8")):
@@ -260,19 +267,20 @@ def run_doc(doc: Path, work: Path, subst: dict[str, str], timeout: float = 1500)
     return skipped
 
 
-def run_bundle_doc(bundle: str, tmp_path: Path, subst: dict[str, str]) -> list[tuple[int, str]]:
+def run_bundle_doc(bundle: str, tmp_path: Path, subst: dict[str, str], epochs: int = 1) -> list[tuple[int, str]]:
     """Run ``bundles/<bundle>/docs/README.md`` in order in a fresh repository copy under ``tmp_path``.
 
     Args:
         bundle: the bundle name.
         tmp_path: an empty folder for the repository copy, the wrappers and ``HOME``.
         subst: placeholder substitutions (:func:`write_raw_data`, shared by the tests of a session).
+        epochs: epochs of every bundle run (:func:`run_doc`).
 
     Returns:
         ``(line, reason)`` of the blocks the document marks as not run.
     """
     work = copy_repository(tmp_path / "repo")
-    return run_doc(REPO / "bundles" / bundle / "docs" / "README.md", work, subst)
+    return run_doc(REPO / "bundles" / bundle / "docs" / "README.md", work, subst, epochs=epochs)
 
 
 if __name__ == "__main__":  # the wrappers: doc_commands.py <program> <args...>

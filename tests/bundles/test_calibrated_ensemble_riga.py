@@ -177,3 +177,28 @@ def test_calibrate_heads_of_a_lexu_model(tmp_path):
     summary = json.loads((tmp_path / "eval" / "heatmaps_heads" / "summary.json").read_text())
     assert set(summary["methods"]) == {"calibrated_heads", "mean_of_head_masks"}
     assert summary["prediction_from"] == "mean_of_head_masks"
+
+
+DOC_EPOCHS = 12
+"""Epochs per training of the docs run: with one epoch, untrained members vote no cup or disc anywhere and the
+coefficient fit (rightly) refuses to solve Eq. 2 without a non-empty vote pattern."""
+QUICK = {'Q=""': "Q=\",'bundles/calibrated_ensemble_riga/configs/quick.json'\""}
+"""The documented tiny-data setting of the docs' ``Q`` (configs/quick.json after every command's configs)."""
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands):
+    """Every command block of docs/README.md in order, CPU-sized (tests/doc_commands.py) and with the docs' tiny-data
+    setting ``Q`` (configs/quick.json): the three folds, the fit, both baselines, the heatmap evaluation, evaluate,
+    inference, LEXU with calibrated heads (fit, figures, metric table) and the comparison with cost rows. The page
+    names no real-data folder, so the session's raw-data stand-ins (doc_raw_data) are not needed."""
+    skipped = doc_commands.run_bundle_doc("calibrated_ensemble_riga", tmp_path, QUICK, epochs=DOC_EPOCHS)
+    assert skipped == []
+    work = tmp_path / "repo"  # the repository copy of run_bundle_doc
+    calib = json.loads((work / "bundles/calibrated_ensemble_riga/models/calibration.json").read_text())
+    assert calib["num_members"] == 7 and len(calib["folds"]) == 3
+    heat = json.loads((work / "bundles/calibrated_ensemble_riga/eval/heatmaps/summary.json").read_text())
+    assert set(heat["methods"]) == {"calibrated", "seed_ensemble", "dropout"}
+    assert (work / "bundles/lexu_riga/eval_calibrated_heads/metrics_test.json").is_file()
+    table = (work / "eval/compare/table2_uncertainty.md").read_text()
+    assert "| CE | 1 |" in table and "| LEXU-cal | 1 |" in table
