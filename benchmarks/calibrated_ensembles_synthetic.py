@@ -21,22 +21,85 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _run(configs: list[str], overrides: dict, threads: int) -> float:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs)]
-    for key, value in overrides.items():
+class Step(NamedTuple):
+    """One bundle command of the sequence: its configs and overrides, the steps it needs, and its lane (steps of one
+    lane share a checkpoint folder, so they never run at the same time)."""
+
+    configs: list[str]
+    overrides: dict
+    needs: tuple[str, ...] = ()
+    lane: str = ""
+
+
+def _command(step: Step) -> list[str]:
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(step.configs)]
+    for key, value in step.overrides.items():
         cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return cmd
+
+
+def _run(name: str, step: Step, threads: int, work: Path) -> float:
+    """Run one step with its log in ``<work>/logs/<name>.log``; write ``<work>/steps/<name>.json`` when it succeeds
+    (what makes a re-run skip it). Raises naming the log when the command fails."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    log = work / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    with log.open("w") as out:
+        proc = subprocess.run(_command(step), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - start
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"step {name} failed (exit {proc.returncode}); its log: {log}\n{tail}")
+    marker = work / "steps" / f"{name}.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"seconds": seconds, "command": _command(step)}, indent=2) + "\n")
+    return seconds
+
+
+def _schedule(steps: dict[str, Step], threads: int, jobs: int, work: Path) -> dict[str, float]:
+    """Run the steps in dependency order, at most ``jobs`` at a time and one per lane; a step with a marker from an
+    earlier run is skipped (its recorded seconds are kept). Prints one line per start and end with the elapsed time."""
+    timings: dict[str, float] = {}
+    for name in steps:
+        marker = work / "steps" / f"{name}.json"
+        if marker.is_file():
+            timings[name] = json.loads(marker.read_text())["seconds"]
+            print(f"[skip] {name}: done in an earlier run ({timings[name]:.0f} s)", flush=True)
+    begin = time.perf_counter()
+    running: dict[Future, str] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while len(timings) < len(steps):
+            busy = {steps[n].lane for n in running.values() if steps[n].lane}
+            for name, step in steps.items():
+                if len(running) >= jobs:
+                    break
+                if name in timings or name in running.values() or (step.lane and step.lane in busy):
+                    continue
+                if all(dep in timings for dep in step.needs):
+                    print(f"[{time.perf_counter() - begin:6.0f} s] start {name}", flush=True)
+                    running[pool.submit(_run, name, step, threads, work)] = name
+                    busy.add(step.lane)
+            if not running:
+                raise RuntimeError(f"nothing can run: {sorted(set(steps) - set(timings))}")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                timings[name] = future.result()
+                left = len(steps) - len(timings)
+                print(
+                    f"[{time.perf_counter() - begin:6.0f} s] done {name} in {timings[name]:.0f} s ({left} left)",
+                    flush=True,
+                )
+    return timings
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -45,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--work-dir", default="/tmp/calibrated_ensembles_synthetic")
     parser.add_argument("--threads", type=int, default=1, help="torch/OMP threads per run (set explicitly)")
+    parser.add_argument("--jobs", type=int, default=1, help="bundle commands run at once (each with --threads)")
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides id=json-value, e.g. image_size=[64,64]")
     parser.add_argument("--output", default=None, help="JSON file (default results/calibrated_ensembles_<ds>.json)")
     parser.add_argument(
@@ -70,16 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
     base = [str(cfg / "train.json"), str(cfg / "cpu_small.json")]
-    timings = {}
-    for k in range(3):
-        timings[f"train_fold{k}"] = _run(base, {**overrides, "fold": k}, args.threads)
-    timings["fit"] = _run(base + [str(cfg / "fit_calibration.json")], overrides, args.threads)
-    timings["seed_ensemble"] = _run(base + [str(cfg / "seed_ensemble.json")], overrides, args.threads)
-    timings["dropout"] = _run(base + [str(cfg / "dropout.json")], overrides, args.threads)
-    timings["evaluate"] = _run(base + [str(cfg / "evaluate_heatmaps.json")], overrides, args.threads)
-    heat = work / "eval" / ("heatmaps" if args.dataset == "riga" else "heatmaps_fold0")
-    summary = json.loads((heat / "summary.json").read_text())
-    md = (heat / "summary.md").read_text()
+    folds = ("fold0", "fold1", "fold2")
+    steps: dict[str, Step] = {"data": Step(base, {**overrides, "run_id": "datalist"})}
+    for k, fold in enumerate(folds):
+        steps[f"train_{fold}"] = Step(base, {**overrides, "fold": k}, ("data",), "members")
+    steps["fit"] = Step(base + [str(cfg / "fit_calibration.json")], overrides, tuple(f"train_{f}" for f in folds))
+    steps["seed_ensemble"] = Step(base + [str(cfg / "seed_ensemble.json")], overrides, ("data",), "seed")
+    steps["dropout"] = Step(base + [str(cfg / "dropout.json")], overrides, ("data",), "dropout")
+    steps["evaluate"] = Step(
+        base + [str(cfg / "evaluate_heatmaps.json")], overrides, ("fit", "seed_ensemble", "dropout")
+    )
     if not args.no_lexu:
         lexu_cfg = REPO / "bundles" / f"lexu_{args.dataset}" / "configs"
         lexu = [str(lexu_cfg / "train.json"), str(lexu_cfg / "cpu_small.json")]
@@ -89,14 +153,34 @@ def main(argv: list[str] | None = None) -> dict:
             ckpt_dir=str(work / "lexu" / "models"),
             output_dir=str(work / "lexu" / "eval"),
         )
-        timings["lexu_train"] = _run(lexu, lexu_over, args.threads)
-        timings["lexu_calibrate_heads"] = _run(lexu + [str(cfg / "calibrate_heads.json")], lexu_over, args.threads)
-        heads = work / "lexu" / "eval" / "heatmaps_heads"
+        # RIGA: one model, its heads fitted on the validation section; HECKTOR: the out-of-fold protocol of the
+        # calibrated ensemble (folds 1 and 2 fit, fold 0 evaluates), so LEXU trains every fold.
+        lexu_folds = ("",) if args.dataset == "riga" else folds
+        for k, fold in enumerate(lexu_folds):
+            steps[f"lexu_train{'_' + fold if fold else ''}"] = Step(
+                lexu, {**lexu_over, **({"fold": k} if fold else {})}, ("data",), "lexu"
+            )
+        lexu_steps = tuple(n for n in steps if n.startswith("lexu_train"))
+        steps["lexu_calibrate_heads"] = Step(lexu + [str(cfg / "calibrate_heads.json")], lexu_over, lexu_steps)
+    timings = _schedule(steps, args.threads, args.jobs, work)
+    heat = work / "eval" / ("heatmaps" if args.dataset == "riga" else "heatmaps_fold0")
+    summary = json.loads((heat / "summary.json").read_text())
+    md = (heat / "summary.md").read_text()
+    if not args.no_lexu:
+        heads = work / "lexu" / "eval" / ("heatmaps_heads" if args.dataset == "riga" else "heatmaps_heads_fold0")
         head_summary = json.loads((heads / "summary.json").read_text())
         for name, row in head_summary["methods"].items():
             summary["methods"][f"lexu_{name}"] = {**row, "prediction_from": f"lexu_{head_summary['prediction_from']}"}
-        md += "\nLEXU (heads fitted on the validation section):\n\n" + (heads / "summary.md").read_text()
-    result = {"dataset": args.dataset, "overrides": overrides, "threads": args.threads, "seconds": timings, **summary}
+        fitted_on = "the validation section" if args.dataset == "riga" else "folds 1 and 2, out of fold"
+        md += f"\nLEXU (heads fitted on {fitted_on}):\n\n" + (heads / "summary.md").read_text()
+    result = {
+        "dataset": args.dataset,
+        "overrides": overrides,
+        "threads": args.threads,
+        "jobs": args.jobs,
+        "seconds": timings,
+        **summary,
+    }
     out = Path(args.output) if args.output else RESULTS / f"calibrated_ensembles_{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

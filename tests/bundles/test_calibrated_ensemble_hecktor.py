@@ -109,3 +109,46 @@ def test_ckpt_export_of_the_trained_model(trained, bundle_checks):
         configs=("inference.json", "cpu_small.json"),
         output_shape=(1, 14, 32, 32, 32),
     )
+
+
+def test_calibrate_heads_of_a_lexu_model(trained):
+    """calibrate_heads.json after lexu_hecktor's configs: the heads of LEXU's fold-1 and fold-2 models predict their
+    held-out folds (Gaussian sliding window) for the fit, as the calibrated ensemble's own protocol; the fold-0 model's
+    heads, calibrated and as the plain mean of their masks, are evaluated on fold 0."""
+    from monai.bundle import run
+
+    lexu = REPO / "bundles" / "lexu_hecktor" / "configs"
+    overrides = {
+        **_overrides(trained),
+        "bundle_root": str(REPO / "bundles" / "lexu_hecktor"),
+        "ckpt_dir": str(trained / "lexu"),
+        "output_dir": str(trained / "eval_lexu"),
+    }
+    overrides.pop("models_dir")
+    train = [str(lexu / "train.json"), str(lexu / "cpu_small.json")]
+    for fold in (0, 1, 2):
+        run(config_file=train, **overrides, fold=fold)
+    run(config_file=train + [str(CONFIGS / "calibrate_heads.json")], **overrides)
+    body = json.loads((trained / "lexu" / "calibration_heads.json").read_text())
+    assert body["num_members"] == 3 and body["fit_section"] == "out-of-fold"  # 3 decoder heads (features 8-64)
+    assert body["evaluation_fold"] == 0 and [f["fold"] for f in body["folds"]] == [1, 2]
+    assert [f["checkpoint"] for f in body["folds"]] == ["model_fold1.pt", "model_fold2.pt"]
+    summary = json.loads((trained / "eval_lexu" / "heatmaps_heads_fold0" / "summary.json").read_text())
+    assert set(summary["methods"]) == {"calibrated_heads", "mean_of_head_masks"} and summary["cases"] == 2
+    assert summary["prediction_from"] == "mean_of_head_masks"
+
+
+@pytest.mark.docs
+def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
+    """Every command block of docs/README.md in order, CPU-sized (tests/doc_commands.py), 2 epochs per training (the
+    members branch after the first): the three folds, the fit, both baselines, the heatmap evaluation, evaluate,
+    inference, and LEXU's three folds with calibrated heads."""
+    skipped = doc_commands.run_bundle_doc("calibrated_ensemble_hecktor", tmp_path, doc_raw_data, epochs=2)
+    assert skipped == []
+    work = tmp_path / "repo"  # the repository copy of run_bundle_doc
+    calib = json.loads((work / "bundles/calibrated_ensemble_hecktor/models/calibration.json").read_text())
+    assert calib["num_members"] == 7 and [f["fold"] for f in calib["folds"]] == [1, 2]
+    heat = json.loads((work / "bundles/calibrated_ensemble_hecktor/eval/heatmaps_fold0/summary.json").read_text())
+    assert set(heat["methods"]) == {"calibrated", "seed_ensemble", "dropout"}
+    heads = json.loads((work / "bundles/lexu_hecktor/eval/heatmaps_heads_fold0/summary.json").read_text())
+    assert set(heads["methods"]) == {"calibrated_heads", "mean_of_head_masks"}
