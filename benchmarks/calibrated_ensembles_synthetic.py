@@ -2,15 +2,25 @@
 
 Runs the documented command sequence of ``bundles/calibrated_ensemble_<dataset>`` (train every fold, fit the
 coefficients, train the two baselines, ``evaluate_heatmaps.json``) with the CPU recipe and the given overrides in a
-work folder, then (unless ``--no-lexu``) trains ``lexu_<dataset>`` with the same overrides and runs
-``calibrate_heads.json`` on it (LEXU's heads with and without the least-squares calibration; its Dice estimate uses
-the mean of LEXU's head masks as ŷ), times every step, and writes the heatmap summary (ECE, Parzen distance to the
-diagonal, union sensitivity, intersection precision, Dice-estimate r / MAE, seconds per case x members) with the
-timings to a JSON file and a Markdown table on stdout. The synthetic data are the bundles' own generators, untouched.
+work folder, then (unless ``--no-lexu``) trains ``lexu_<dataset>`` with the same overrides and runs the calibrated
+ensemble bundle's ``calibrate_heads.json`` on it (LEXU's heads with and without the least-squares calibration; its
+Dice estimate uses the mean of LEXU's head masks as ŷ). RIGA: one LEXU model, heads fitted on the validation section;
+HECKTOR: LEXU on every fold, heads fitted out of fold on folds 1 and 2 and evaluated on fold 0 (the calibrated
+ensemble's own protocol). It times every step and writes the heatmap summary (ECE, Parzen distance to the diagonal,
+union sensitivity, intersection precision, Dice-estimate r / MAE, seconds per case x members) with the timings to a
+JSON file and a Markdown table on stdout. The synthetic data are the bundles' own generators, untouched.
 
-Example (RIGA-like, reduced: 128 px images, 20 epochs; about 15 minutes on 2 shared CPU cores)::
+The steps form a dependency graph; ``--jobs N`` runs up to N at once (steps that share a checkpoint folder never run
+together). Each step logs to ``<work>/<dataset>/logs/<step>.log``; a finished step leaves
+``<work>/<dataset>/steps/<step>.json``, so running the same command again resumes after the last finished step (delete
+the work folder to start over; a step interrupted midway starts again from its beginning).
+
+Examples (RIGA-like, reduced: 128 px images, 20 epochs; about 15 minutes on 2 shared CPU cores; HECKTOR-like, 200
+epochs, two steps at a time: about 1.5 h on 2 shared cores)::
 
     python benchmarks/calibrated_ensembles_synthetic.py --dataset riga --epochs 20 --threads 1
+    python benchmarks/calibrated_ensembles_synthetic.py --dataset hecktor --epochs 200 --threads 1 --jobs 2 \\
+        --work-dir benchmarks/work/ce_synthetic
 """
 
 from __future__ import annotations
