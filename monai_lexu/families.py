@@ -21,13 +21,23 @@ list index is a number, as in ``python -m monai.bundle run --key value``); ``"*"
 top-level key is placed before ``network_def`` (method hyper-parameters stay with the other hyper-parameters).
 A base value ``"<set by family.json>"`` (e.g. the metadata's ``name`` and ``description``) must be set by every
 delta.
+
+Some bundles of a data set share a config the others lack (HECKTOR's 2D axial-slice protocol, ``train_slices.json``
+and ``evaluate_slices.json``, which LEXU, Layer Ensembles and Deep Ensembles have and the calibrated ensemble has
+not). Such files live in ``bundles/_base/<dataset>/optional/configs/`` and a bundle takes them by listing them::
+
+    {"base": "hecktor", "optional": ["train_slices.json", "evaluate_slices.json"],
+     "configs": {"train_slices.json": {"beta": 2.5, "rater_sampling": "batch"}}}
+
+An optional config gets only its own section of ``configs`` and ``remove`` (not ``"*"``: the 3D ``"*"`` overrides,
+e.g. a 3D ``network_def``, do not fit a 2D protocol), and ``"bundle_name"`` when it has that key.
 The root configs also get ``"bundle_name": "<folder name>"``: the bundle name is written nowhere else; the base
 configs use ``@bundle_name`` (``bundle_root``, log lines, report titles).
 
 :func:`write_family_bundle` writes every file of the base (``configs/*.json`` with the delta applied, pretty-printed
 with 4 spaces and a final newline as the model-zoo pre-commit hook wants; other files such as ``logging.conf``,
 ``LICENSE`` and ``docs/data_license.txt`` copied) into ``bundles/<name>/``. Files of the bundle that the base does
-not have (``docs/README.md``, ``configs/train_slices.json``, ...) are the bundle's own and left alone. The written
+not have (``docs/README.md``, ``configs/quick.json``, ...) are the bundle's own and left alone. The written
 bundles are committed, so every ``bundles/<name>`` is a complete MONAI bundle that runs from any directory and packs
 as it is; ``check`` (run by the test suite) fails when a written file differs from what base + delta give, so the
 siblings cannot drift apart.
@@ -56,6 +66,7 @@ from monai_lexu.cli_help import HelpFormatter, examples_epilog
 __all__ = [
     "BASE_DIR",
     "DELTA_FILE",
+    "OPTIONAL_DIR",
     "PLACEHOLDER",
     "ROOT_CONFIGS",
     "find_family_bundles",
@@ -68,6 +79,7 @@ __all__ = [
 ]
 
 BASE_DIR = "_base"
+OPTIONAL_DIR = "optional"
 DELTA_FILE = "family.json"
 ROOT_CONFIGS = ("train.json", "inference.json")
 _NEW_KEYS_BEFORE = "network_def"
@@ -174,27 +186,40 @@ def render_family_bundle(bundle: str | Path) -> dict[str, bytes]:
     bundle = Path(bundle)
     delta_path = bundle / DELTA_FILE
     delta = _load_json(delta_path)
-    unknown = set(delta) - {"base", "configs", "remove"}
+    unknown = set(delta) - {"base", "configs", "remove", "optional"} if isinstance(delta, dict) else set()
     if not isinstance(delta, dict) or "base" not in delta or unknown:
-        raise ValueError(f"{delta_path}: needs 'base' and may have 'configs' and 'remove' (unknown: {sorted(unknown)})")
+        raise ValueError(
+            f"{delta_path}: needs 'base' and may have 'configs', 'remove' and 'optional' (unknown: {sorted(unknown)})"
+        )
     base_dir = bundle.parent / BASE_DIR / str(delta["base"])
     if not (base_dir / "configs").is_dir():
         raise ValueError(f"{delta_path}: base '{delta['base']}' not found ({base_dir}/configs is missing)")
     overrides, removals = delta.get("configs", {}), delta.get("remove", {})
-    base_configs = {p.name for p in (base_dir / "configs").glob("*.json")}
+    optional = list(delta.get("optional", []))
+    optional_dir = base_dir / OPTIONAL_DIR
+    for name in optional:
+        if not (optional_dir / "configs" / name).is_file():
+            raise ValueError(f"{delta_path}: optional '{name}' is not in {optional_dir / 'configs'}")
+    base_configs = {p.name for p in (base_dir / "configs").glob("*.json")} | set(optional)
     for name in set(overrides) | set(removals):
         if name != "*" and name not in base_configs:
-            raise ValueError(f"{delta_path}: '{name}' is not a config of base '{delta['base']}'")
+            raise ValueError(f"{delta_path}: '{name}' is not a config of base '{delta['base']}' nor an optional one")
+    sources = [
+        (path, path.relative_to(base_dir).as_posix())
+        for path in sorted(base_dir.rglob("*"))
+        if path.is_file() and not path.is_relative_to(optional_dir)
+    ] + [(optional_dir / "configs" / name, f"configs/{name}") for name in optional]
     files: dict[str, bytes] = {}
-    for path in sorted(p for p in base_dir.rglob("*") if p.is_file()):
-        rel = path.relative_to(base_dir).as_posix()
+    for path, rel in sources:
         if path.suffix != ".json" or path.parent.name != "configs":
             files[rel] = path.read_bytes()
             continue
         where = f"{delta_path} [{path.name}]"
         config = _load_json(path)
-        if path.name in ROOT_CONFIGS:
+        if path.name in ROOT_CONFIGS and path.name not in optional:
             config = apply_delta(config, overrides.get("*"), removals.get("*", ()), where)
+            config["bundle_name"] = bundle.name
+        elif "bundle_name" in config:
             config["bundle_name"] = bundle.name
         config = apply_delta(config, overrides.get(path.name), removals.get(path.name, ()), where)
         text = _json_text(config)

@@ -44,8 +44,13 @@ def test_a_method_on_an_existing_data_set_costs_under_150_lines(name):
 def test_bundle_name_is_written_only_by_the_generator():
     for bundle in find_family_bundles(BUNDLES):
         assert bundle.name not in (bundle / "family.json").read_text()
-        for config in ("train.json", "inference.json"):
+        for config in ("train.json", "inference.json", "train_slices.json", "evaluate_slices.json"):
+            if config.endswith("slices.json") and not (bundle / "configs" / config).is_file():
+                continue
             text = (bundle / "configs" / config).read_text()
+            if config == "evaluate_slices.json":  # merged after train_slices.json: names it by @bundle_name only
+                assert bundle.name not in text
+                continue
             assert text.count(bundle.name) == 1, (bundle.name, config)
             assert json.loads(text)["bundle_name"] == bundle.name
 
@@ -132,3 +137,46 @@ def test_unreadable_delta_names_the_file(tmp_path):
     (bundle / "family.json").write_text("{not json")
     with pytest.raises(ValueError, match="family.json: cannot read JSON"):
         render_family_bundle(bundle)
+
+
+def test_optional_base_files_go_only_to_the_bundles_that_list_them(tmp_path):
+    """``optional/configs/<file>`` of a base: written for a delta listing it, with only its own section of the delta
+    (not ``"*"``) and the bundle name; a sibling that does not list it does not get it."""
+    bundle = _family(
+        tmp_path,
+        {
+            "base": "toy",
+            "optional": ["slices.json"],
+            "configs": {"*": {"heads": "b"}, "slices.json": {"spatial": 3}},
+        },
+        base_train={"bundle_name": PLACEHOLDER, "heads": "a"},
+    )
+    optional = tmp_path / "bundles" / "_base" / "toy" / "optional" / "configs"
+    optional.mkdir(parents=True)
+    (optional / "slices.json").write_text(json.dumps({"bundle_name": PLACEHOLDER, "spatial": 2, "heads": "a"}))
+    files = render_family_bundle(bundle)
+    assert sorted(files) == ["configs/logging.conf", "configs/slices.json", "configs/train.json"]
+    assert json.loads(files["configs/slices.json"]) == {"bundle_name": "toy_method", "spatial": 3, "heads": "a"}
+    assert json.loads(files["configs/train.json"]) == {"bundle_name": "toy_method", "heads": "b"}
+    sibling = tmp_path / "bundles" / "other_method"
+    sibling.mkdir()
+    (sibling / "family.json").write_text(json.dumps({"base": "toy", "configs": {"*": {"heads": "c"}}}))
+    assert sorted(render_family_bundle(sibling)) == ["configs/logging.conf", "configs/train.json"]
+    (sibling / "family.json").write_text(json.dumps({"base": "toy", "configs": {"slices.json": {"spatial": 1}}}))
+    with pytest.raises(ValueError, match="not a config of base 'toy' nor an optional one"):
+        render_family_bundle(sibling)  # overriding an optional file it does not take
+
+
+def test_unknown_optional_file_is_refused(tmp_path):
+    bundle = _family(tmp_path, {"base": "toy", "optional": ["slices.json"]})
+    with pytest.raises(ValueError, match="optional 'slices.json' is not in") as info:
+        render_family_bundle(bundle)
+    assert "family.json" in str(info.value)
+
+
+def test_hecktor_slice_protocol_is_optional():
+    """LEXU, LE and DE on HECKTOR take the 2D slice configs from the base; the calibrated ensemble does not."""
+    for name in ("lexu_hecktor", "layer_ensemble_hecktor", "deep_ensemble_hecktor"):
+        assert "configs/train_slices.json" in render_family_bundle(BUNDLES / name)
+    assert not (BUNDLES / "calibrated_ensemble_hecktor" / "configs" / "train_slices.json").exists()
+    assert "configs/train_slices.json" not in render_family_bundle(BUNDLES / "calibrated_ensemble_hecktor")

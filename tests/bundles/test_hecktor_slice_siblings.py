@@ -1,10 +1,11 @@
 """The 2D axial-slice protocol of Layer Ensembles and Deep Ensembles on HECKTOR (LEXU Table 2's HECKTOR half).
 
-``layer_ensemble_hecktor`` and ``deep_ensemble_hecktor`` own ``configs/train_slices.json`` / ``evaluate_slices.json``
-(files the family base does not have, so ``python -m monai_lexu.families write`` leaves them alone, like
-``lexu_hecktor``'s). They must equal ``lexu_hecktor``'s slice configs except for the method, and the method must be
-the one of the bundle's own (family-written) 3D ``train.json``. Each trains and evaluates fold 0 for one epoch on a
-tiny synthetic set.
+``lexu_hecktor``, ``layer_ensemble_hecktor`` and ``deep_ensemble_hecktor`` take ``configs/train_slices.json`` /
+``evaluate_slices.json`` from the HECKTOR base's optional files (``bundles/_base/hecktor/optional/``, each delta's
+``"optional"`` list and ``"train_slices.json"`` section; ``python -m monai_lexu.families write``). The written files
+must equal ``lexu_hecktor``'s except for the method, and the method must be the one of the bundle's own 3D
+``train.json`` (the delta's 2D section repeats it). Each trains and evaluates fold 0 for one epoch on a tiny synthetic
+set.
 """
 
 from __future__ import annotations
