@@ -267,7 +267,9 @@ def run_doc(
     return skipped
 
 
-def run_bundle_doc(bundle: str, tmp_path: Path, subst: dict[str, str], epochs: int = 1) -> list[tuple[int, str]]:
+def run_bundle_doc(
+    bundle: str, tmp_path: Path, subst: dict[str, str], epochs: int = 1, timeout: float = 1500
+) -> list[tuple[int, str]]:
     """Run ``bundles/<bundle>/docs/README.md`` in order in a fresh repository copy under ``tmp_path``.
 
     Args:
@@ -275,12 +277,13 @@ def run_bundle_doc(bundle: str, tmp_path: Path, subst: dict[str, str], epochs: i
         tmp_path: an empty folder for the repository copy, the wrappers and ``HOME``.
         subst: placeholder substitutions (:func:`write_raw_data`, shared by the tests of a session).
         epochs: epochs of every bundle run (:func:`run_doc`).
+        timeout: seconds per block (a page whose first block trains every fold and both baselines needs more).
 
     Returns:
         ``(line, reason)`` of the blocks the document marks as not run.
     """
     work = copy_repository(tmp_path / "repo")
-    return run_doc(REPO / "bundles" / bundle / "docs" / "README.md", work, subst, epochs=epochs)
+    return run_doc(REPO / "bundles" / bundle / "docs" / "README.md", work, subst, timeout=timeout, epochs=epochs)
 
 
 if __name__ == "__main__":  # the wrappers: doc_commands.py <program> <args...>

@@ -10,6 +10,8 @@ model-zoo checks (verify_metadata, verify_net_in_out, ckpt_export).
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,19 @@ def test_calibrate_heads_of_a_lexu_model(trained):
     train = [str(lexu / "train.json"), str(lexu / "cpu_small.json")]
     for fold in (0, 1, 2):
         run(config_file=train, **overrides, fold=fold)
-    run(config_file=train + [str(CONFIGS / "calibrate_heads.json")], **overrides)
+    # a fresh process, as a user runs it: the merged config's own imports must suffice (this process has them all)
+    cmd = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        str(train + [str(CONFIGS / "calibrate_heads.json")]),
+    ]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     body = json.loads((trained / "lexu" / "calibration_heads.json").read_text())
     assert body["num_members"] == 3 and body["fit_section"] == "out-of-fold"  # 3 decoder heads (features 8-64)
     assert body["evaluation_fold"] == 0 and [f["fold"] for f in body["folds"]] == [1, 2]
@@ -143,7 +157,7 @@ def test_docs_commands_run_in_order(tmp_path, doc_commands, doc_raw_data):
     """Every command block of docs/README.md in order, CPU-sized (tests/doc_commands.py), 2 epochs per training (the
     members branch after the first): the three folds, the fit, both baselines, the heatmap evaluation, evaluate,
     inference, and LEXU's three folds with calibrated heads."""
-    skipped = doc_commands.run_bundle_doc("calibrated_ensemble_hecktor", tmp_path, doc_raw_data, epochs=2)
+    skipped = doc_commands.run_bundle_doc("calibrated_ensemble_hecktor", tmp_path, doc_raw_data, epochs=2, timeout=3600)
     assert skipped == []
     work = tmp_path / "repo"  # the repository copy of run_bundle_doc
     calib = json.loads((work / "bundles/calibrated_ensemble_hecktor/models/calibration.json").read_text())
