@@ -144,6 +144,22 @@ def entropy_of_probabilities(p: torch.Tensor, base: float = 2.0) -> torch.Tensor
     # p log p + (1 - p) log(1 - p), with log(1 - p) as log1p(-p) (1 - p rounds for small p in float32; log1p(-p) is
     # exact to an ulp) and the clamps making 0 log 0 = 0 at p = 0 and p = 1 (they change no other value: below
     # ``tiny`` only denormals, above 1 - eps/2 only 1); 4-5x cheaper than torch.xlogy / xlog1py on CPU
+    if p.device.type == "cpu" and p.numel() > _ENTROPY_CHUNK and p.is_floating_point() and not p.requires_grad:
+        # element-wise, so the same values a chunk at a time: the ~10 temporaries stay cache-sized instead of each
+        # being a full copy of a large map (2x cheaper per image at 50 images of 2 x 256^2 per call)
+        out = torch.empty(p.shape, dtype=p.dtype)
+        flat, dest = p.reshape(-1), out.view(-1)
+        for start in range(0, flat.numel(), _ENTROPY_CHUNK):
+            dest[start : start + _ENTROPY_CHUNK] = _entropy(flat[start : start + _ENTROPY_CHUNK], base)
+        return out
+    return _entropy(p, base)
+
+
+_ENTROPY_CHUNK = 2**18
+"""Elements per chunk of :func:`entropy_of_probabilities` on CPU (1 MiB of float32)."""
+
+
+def _entropy(p: torch.Tensor, base: float) -> torch.Tensor:
     info = torch.finfo(p.dtype) if p.is_floating_point() else torch.finfo(torch.float32)
     h = p * torch.log(p.clamp_min(info.tiny)) + (1.0 - p) * torch.log1p(-p.clamp_max(1.0 - info.eps / 2))
     return h.mul_(-1.0 / math.log(base)).clamp_min_(0.0)

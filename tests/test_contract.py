@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -140,3 +141,24 @@ def test_heads_to_prob_unc_equals_torch_var_reference():
         probs = torch.sigmoid(split_heads(logits, 10)[:, skip:])
         ref_var = probs.var(1, unbiased=unbiased) if probs.shape[1] > 1 else torch.zeros_like(probs[:, 0])
         torch.testing.assert_close(out, torch.cat([probs.mean(1), ref_var], 1), rtol=1e-6, atol=1e-7)
+
+
+def test_entropy_of_large_maps_is_computed_in_chunks_with_the_same_values():
+    """Above 2^18 elements on CPU the entropy is computed a chunk at a time: identical values (element-wise), the
+    input's shape and dtype, 0 at p = 0 and 1, a non-contiguous input, and the unchunked path under autograd."""
+    from monai_lexu.contract import _ENTROPY_CHUNK, _entropy, entropy_of_probabilities
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(3, 2, 256, 256, generator=g)  # 393 216 elements: two chunks, the second partial
+    p[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])
+    assert p.numel() > _ENTROPY_CHUNK
+    h = entropy_of_probabilities(p)
+    assert h.shape == p.shape and h.dtype == p.dtype
+    assert torch.equal(h, _entropy(p, 2.0))
+    assert h[0, 0, 0, :3].tolist() == [0.0, 0.0, 1.0]
+    t = p.transpose(2, 3)
+    assert torch.equal(entropy_of_probabilities(t), _entropy(t, 2.0))
+    assert torch.equal(entropy_of_probabilities(p.double(), base=math.e), _entropy(p.double(), math.e))
+    q = p.clone().requires_grad_(True)
+    entropy_of_probabilities(q).sum().backward()
+    assert q.grad is not None and q.grad.shape == p.shape

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -82,10 +83,47 @@ def nan_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def count_true(mask: torch.Tensor) -> torch.Tensor:
-    """``torch.count_nonzero(mask, dim=-1)`` of a bool mask as an int64 sum of its uint8 view (exact; 4x cheaper on
-    CPU, where ``count_nonzero`` compares every element with zero first)."""
-    dtype = torch.int32 if mask.shape[-1] < 2**31 else torch.int64  # int32 sums are 2.5x cheaper, exact below 2^31
+    """``torch.count_nonzero(mask, dim=-1)`` of a bool mask (..., N), exact, as int64 (...,).
+
+    A contiguous mask whose rows are whole 64-bit words is counted eight elements at a time (:func:`_packed_count`);
+    otherwise as an int32 sum of its uint8 view (``count_nonzero`` compares every element with zero first and is
+    4x slower; int32 sums are 2.5x cheaper than int64 and exact below 2^31).
+    """
+    packed = _packed_count(mask)
+    if packed is not None:
+        return packed
+    dtype = torch.int32 if mask.shape[-1] < 2**31 else torch.int64
     return mask.view(torch.uint8).sum(-1, dtype=dtype).long()
+
+
+_MAX_LANE_SUM = 255
+"""Most 0/1 bytes one uint8 lane of an int64 sum can add up without carrying into the next lane."""
+
+
+@functools.lru_cache(maxsize=64)
+def _word_group(words: int) -> int | None:
+    """The largest divisor of ``words`` in [8, 255] (words summed per packed sum), or None."""
+    return next((g for g in range(_MAX_LANE_SUM, 7, -1) if words % g == 0), None)
+
+
+def _packed_count(mask: torch.Tensor) -> torch.Tensor | None:
+    """Count a bool mask's true elements per row through its 64-bit words, or None when the layout does not allow it.
+
+    Each row of N bytes (0 or 1) is read as N / 8 int64 words. Summing up to 255 words adds every byte lane
+    separately (a lane holds at most 255, so no carry crosses into the next lane): the int64 sums over groups of
+    ``g <= 255`` words are vectorised over N / 8 elements instead of a per-element uint8 -> int32 widening of N, and
+    the few packed sums are then split back into their bytes (a uint8 view) and added. Exact. 3-5x cheaper on CPU
+    for image-sized rows (measured in ``benchmarks/bench_metrics.py``).
+    """
+    n = mask.shape[-1] if mask.ndim else 0
+    if mask.dtype != torch.bool or n < 1024 or n % 8 or not mask.is_contiguous() or mask.storage_offset() % 8:
+        return None
+    words = n // 8
+    group = _word_group(words)
+    if group is None:
+        return None
+    packed = mask.view(torch.uint8).view(torch.int64).view(*mask.shape[:-1], words // group, group).sum(-1)
+    return packed.view(torch.uint8).view(*mask.shape[:-1], -1).sum(-1, dtype=torch.int64)
 
 
 def mask_as(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

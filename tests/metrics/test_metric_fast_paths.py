@@ -253,3 +253,39 @@ def test_mask_counts_nan_rows_and_the_nll_paths_equal_the_plain_formulas():
     assert torch.isnan(out[1, 0]) and not torch.isnan(out[0]).any()
     sd = soft_dice(nan_map, soft)
     assert torch.isnan(sd[1, 0]) and _rel(sd[0], _soft_dice_ref(prob, soft)[0].float()) == 0.0
+
+
+@pytest.mark.parametrize(
+    "shape, view",
+    [
+        ((3, 2, 65536), None),  # rows of whole words: the packed path (groups of 128 words)
+        ((2, 5, 255 * 8 * 3), None),  # a group of exactly 255 words: every byte lane reaches 255 when all are true
+        ((2, 2, 1024 + 8), None),  # 129 words: one group of 129
+        ((2, 2, 8 * 257), None),  # 257 words: prime > 255, no group: the uint8 sum
+        ((2, 3, 4099), None),  # not whole words: the uint8 sum
+        ((4, 4096), "offset"),  # rows starting off a word boundary: the uint8 sum
+        ((4, 8192), "transposed"),  # not contiguous: the uint8 sum
+    ],
+)
+@pytest.mark.parametrize("fill", ["random", "all", "none"])
+def test_count_true_equals_count_nonzero_on_every_layout(shape, view, fill):
+    """The packed (64-bit word) count equals ``count_nonzero`` exactly: full lanes (all true: 255 per lane, no carry),
+    empty masks, odd sizes, offsets and non-contiguous views (the fallback)."""
+    from monai_lexu.metrics.utils import _packed_count, count_true
+
+    g = torch.Generator().manual_seed(sum(shape))
+    mask = {"random": torch.rand(shape, generator=g) > 0.37, "all": torch.ones(shape, dtype=torch.bool)}.get(
+        fill, torch.zeros(shape, dtype=torch.bool)
+    )
+    if view == "offset":
+        buffer = torch.zeros(mask.numel() + 3, dtype=torch.bool)
+        buffer[3:] = mask.flatten()
+        mask = buffer[3:].view(shape)  # storage offset 3
+    elif view == "transposed":
+        mask = mask.view(shape[1], shape[0]).t()
+    counts = count_true(mask)
+    assert counts.dtype == torch.int64 and counts.shape == mask.shape[:-1]
+    assert torch.equal(counts, torch.count_nonzero(mask, dim=-1))
+    packed = _packed_count(mask)
+    whole_words = shape[-1] % 8 == 0 and view is None and shape[-1] // 8 % 257 != 0
+    assert (packed is not None) == whole_words
