@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from monai_lexu.contract import mean_var_over_heads, split_heads
-from monai_lexu.inferers import MCDropoutInferer, MultiHeadInferer
+from monai_lexu.inferers import MCDropoutInferer, MultiHeadInferer, mc_dropout
 from monai_lexu.losses import LEXULoss, sample_valid_raters
 from monai_lexu.networks import DeepEnsemble, MultiHeadUNet
 
@@ -104,7 +104,6 @@ class _Rand24Dropout(nn.Dropout):
 @contextmanager
 def _rand24_masks(net: nn.Module):
     """``mc_dropout(cheap_masks=False)`` with every ``nn.Dropout`` drawing ``torch.rand`` masks."""
-    from monai_lexu.inferers import mc_dropout
 
     with mc_dropout(net, cheap_masks=False):
         swapped = [m for m in net.modules() if type(m) is nn.Dropout]
@@ -212,6 +211,9 @@ def _case_mc(rounds: int) -> dict:
             "plain_pass": _no_grad(lambda net=net, x=x: net(x)),
             "dropout_pass_before": _no_grad(lambda net=net, x=x, i=before_pass: i(x, net)),
             "dropout_pass": _no_grad(lambda net=net, x=x, i=after_pass: i(x, net)),
+            # the same as plain_pass (the network alone, no inferer) with the dropout modules drawing masks: the
+            # like-for-like ratio of item 2 (the inferer's own cost is in floor / plain_pass)
+            "dropout_pass_net": _no_grad(lambda net=net, x=x: _with(mc_dropout(net), lambda: net(x))),
             "dropout_pass_rand24": _no_grad(lambda net=net, x=x, i=inf1: _with(_rand24_masks(net), lambda: i(x, net))),
             "t20_before": _no_grad(
                 lambda net=net, x=x: MCDropoutInferer(20, max_batch_voxels=0, cheap_masks=False)(x, net)
