@@ -26,7 +26,8 @@ __all__ = ["BundleChecks", "bundle_checks"]
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "monai_lexu" / "schemas" / "meta_schema_20240725.json"  # MONAI's official schema, shipped
-METRICS = {"SR", "DC", "NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "ECE"}  # UncertaintyReport's default table rows
+# UncertaintyReport's default table rows
+METRICS = {"SR", "DC", "NCC", "band/core", "soft_dice", "NLL", "WME", "ME", "ECE"}
 
 
 class BundleChecks:
