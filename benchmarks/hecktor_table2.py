@@ -1,10 +1,17 @@
-"""LEXU Table 2, HECKTOR half, in our 3D recipe: LEXU, LE and DE on the synthetic HECKTOR-like set, 3-fold CV.
+"""LEXU Table 2, HECKTOR half: LEXU, LE and DE on the synthetic HECKTOR-like set, 3-fold CV, 3D recipe or 2D slices.
 
 Issue 15, item 3. Each method's bundle (``lexu_hecktor``, ``layer_ensemble_hecktor``, ``deep_ensemble_hecktor``) is
-trained and evaluated on every fold with its CPU override (``configs/cpu_small.json``) and the same schedule for all
-three (``--epochs``, default 400 = 1200 steps, the quick start's), one torch thread per run, on one shared synthetic
-set (9 cases, seed 0, patient-based folds of 3 held-out cases). Runs are resumable: a fold whose evaluation JSON exists
-is skipped (``--force`` redoes it).
+trained and evaluated on every fold with the same schedule for all three, one torch thread per run, on one shared
+synthetic set (9 cases, seed 0, patient-based folds of 3 held-out cases), in one of two protocols (``--protocol``):
+
+- ``3d`` (default): our 3D recipe with its CPU override (``configs/cpu_small.json``), ``--epochs`` default 400 = 1200
+  steps (the quick start's); table ``table2_hecktor3d.{md,json}``; runs under ``<work>/<METHOD>``.
+- ``slices``: the paper's protocol, 2D axial slices where any rater marks a structure (``configs/train_slices.json``,
+  ``evaluate_slices.json``; every image of the tables is a held-out slice), CPU-sized on the command line: plain
+  U-Net 16-256 instead of the paper's ResNet50, 128 x 128 instead of 256 x 256, batch 16, ``--epochs`` default 60
+  (the RIGA CPU recipe's); table ``table2_hecktor_slices.{md,json}``; runs under ``<work>/slices/<METHOD>``.
+
+Runs are resumable: a fold whose per-image CSV exists is skipped (``--force`` redoes it).
 
 Table definitions (one row per method and structure):
 
@@ -16,13 +23,12 @@ Table definitions (one row per method and structure):
 - "paper ordering" checks the paper's claims on its HECKTOR half: LEXU has the highest SR, DC and NCC for GTVp and
   GTVn, DE the highest soft Dice, LEXU the lowest NLL.
 
-Not the paper's 2D axial-slice protocol (the LE and DE bundles have no slice configs yet): our 3D recipe only.
-
 Usage::
 
     nice python benchmarks/hecktor_table2.py                       # all 9 runs, 2 at a time, then the table
     python benchmarks/hecktor_table2.py --methods LEXU LE --folds 0  # a subset
     python benchmarks/hecktor_table2.py --table-only                 # rebuild the table from finished runs
+    python benchmarks/hecktor_table2.py --protocol slices            # the paper's 2D slice protocol, CPU-sized
 """
 
 from __future__ import annotations
@@ -43,44 +49,70 @@ BUNDLES = {"LEXU": "lexu_hecktor", "LE": "layer_ensemble_hecktor", "DE": "deep_e
 STRUCTURES = ("GTVp", "GTVn")
 PAPER_ORDER = {"SR": ("LEXU", max), "DC": ("LEXU", max), "NCC": ("LEXU", max), "soft_dice": ("DE", max)}
 PAPER_ORDER_NLL = ("LEXU", min)
+PROTOCOLS = {
+    "3d": {
+        "train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "override_files": ["cpu_small.json"],
+        "overrides": [], "prefix": "metrics_fold", "table": "table2_hecktor3d", "subdir": "", "epochs": 400,
+        "title": "3D recipe (CPU-sized)",
+    },
+    "slices": {
+        "train": ["train_slices.json"], "evaluate": ["train_slices.json", "evaluate_slices.json"],
+        "override_files": [], "prefix": "metrics_slices_fold", "table": "table2_hecktor_slices", "subdir": "slices",
+        "overrides": ["--backbone", "plain", "--features", "[16, 32, 64, 128, 256]", "--image_size", "[128, 128]",
+                      "--batch_size", "16"],
+        "epochs": 60, "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128)",
+    },
+}  # fmt: skip
+"""Per protocol: the bundle configs of training and evaluation, the CPU-sizing, the evaluation's file prefix, the
+table's name, the runs' subfolder of ``--work`` and the default epochs."""
+
+
+def _runs(work: Path, protocol: str) -> Path:
+    return work / PROTOCOLS[protocol]["subdir"] if PROTOCOLS[protocol]["subdir"] else work
 
 
 def _bundle_cmd(method: str, configs: list[str], fold: int, work: Path, args: argparse.Namespace) -> list[str]:
+    spec = PROTOCOLS[args.protocol]
     cfg = REPO / "bundles" / BUNDLES[method] / "configs"
-    files = [str(cfg / c) for c in configs] + [str(cfg / "cpu_small.json")]
+    files = [str(cfg / c) for c in configs + spec["override_files"]]
+    runs = _runs(work, args.protocol)
     return [
         sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(files),
         "--fold", str(fold), "--epochs", str(args.epochs), "--val_interval", str(args.epochs // 4),
         "--dataset_dir", str(work / "data"), "--make_synthetic", "true",
-        "--ckpt_dir", str(work / method / "models"), "--output_dir", str(work / method / "eval"),
-        "--num_threads", str(args.num_threads), "--export_model", "false",
+        "--ckpt_dir", str(runs / method / "models"), "--output_dir", str(runs / method / "eval"),
+        "--num_threads", str(args.num_threads), "--export_model", "false", *spec["overrides"],
     ]  # fmt: skip
 
 
 def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> float:
     """Train and evaluate one fold; returns its wall seconds. Output in ``<work>/<method>/fold<k>.log``."""
-    log = work / method / f"fold{fold}.log"
+    log = _runs(work, args.protocol) / method / f"fold{fold}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    spec = PROTOCOLS[args.protocol]
     with open(log, "w") as fh:
-        for configs in (["train.json"], ["train.json", "evaluate.json"]):
+        for configs in (spec["train"], spec["evaluate"]):
             proc = subprocess.run(_bundle_cmd(method, configs, fold, work, args), stdout=fh, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 raise RuntimeError(f"{method} fold {fold} failed ({proc.returncode}); see {log}")
     return time.perf_counter() - start
 
 
-def _done(method: str, fold: int, work: Path) -> bool:
-    return (work / method / "eval" / f"metrics_fold{fold}_per_image.csv").is_file()
+def _done(method: str, fold: int, work: Path, protocol: str = "3d") -> bool:
+    prefix = PROTOCOLS[protocol]["prefix"]
+    return (_runs(work, protocol) / method / "eval" / f"{prefix}{fold}_per_image.csv").is_file()
 
 
-def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
-    """Pool every finished fold's held-out cases per method and write ``table2_hecktor3d.{md,json}``."""
+def table(work: Path, out: Path, methods: list[str], folds: list[int], protocol: str = "3d") -> dict:
+    """Pool every finished fold's held-out cases per method and write the protocol's table (``.md``, ``.json``)."""
     from monai_lexu.metrics import MIN_CASES_FOR_CORRELATION
     from monai_lexu.report.cv import pooled_folds
     from monai_lexu.report.tables import markdown_table, too_small_cell
 
-    pooled = pooled_folds({m: work / m / "eval" for m in methods}, folds, STRUCTURES)
+    spec = PROTOCOLS[protocol]
+    runs = _runs(work, protocol)
+    pooled = pooled_folds({m: runs / m / "eval" for m in methods}, folds, STRUCTURES, prefix=spec["prefix"])
     common, results = pooled["common"], pooled["results"]
     checks = []
     full = [m for m in methods if m in results]
@@ -95,7 +127,7 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
                 checks.append({"structure": s, "metric": key, "paper": winner, "ours": "/".join(ours),
                                "holds": winner in ours})  # fmt: skip
     lines = [
-        "# LEXU Table 2, HECKTOR half, 3D recipe (CPU-sized), synthetic HECKTOR-like set",
+        f"# LEXU Table 2, HECKTOR half, {spec['title']}, synthetic HECKTOR-like set",
         "",
         f"`benchmarks/hecktor_table2.py`: {', '.join(results)}; "
         + (f"the folds every method finished ({common}), pooled" if common else "no fold common to all methods yet")
@@ -122,8 +154,8 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int]) -> dict:
     else:
         lines.append("Paper orderings: not checked until LEXU, LE and DE share a finished fold.\n")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table2_hecktor3d.md").write_text("\n".join(lines))
-    (out / "table2_hecktor3d.json").write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
+    (out / f"{spec['table']}.md").write_text("\n".join(lines))
+    (out / f"{spec['table']}.json").write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
     print("\n".join(lines), end="", flush=True)
     return results
 
@@ -134,20 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/hecktor_table2", help="table (md, json)")
     p.add_argument("--methods", nargs="+", choices=list(BUNDLES), default=list(BUNDLES))
     p.add_argument("--folds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=400, help="epochs of every method (default 400 = 1200 steps)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="3d", help="3d (our recipe) or slices (the paper's)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs of every method (default: 400 for 3d, 60 for slices)"
+    )
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (default 2)")
     p.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--force", action="store_true", help="redo finished folds")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
     args = p.parse_args(argv)
+    args.epochs = args.epochs or PROTOCOLS[args.protocol]["epochs"]
     work = args.work.resolve()
     if not args.table_only:
         from monai_lexu.datasets.hecktor import ensure_hecktor_dataset
 
-        ensure_hecktor_dataset(work / "data", {"num_cases": 9, "seed": 0}, folds=3)  # once, before parallel runs
+        volumes = ensure_hecktor_dataset(work / "data", {"num_cases": 9, "seed": 0}, folds=3)  # once, before the runs
+        if args.protocol == "slices":
+            from monai_lexu.datasets.hecktor import ensure_axial_slices
+
+            ensure_axial_slices(volumes, work / "data" / "slices")  # the configs' slices_dir, once
         # DE (5 members, about 5x the others) first within each fold, so the longest runs do not end alone
         order = sorted(args.methods, key=lambda m: m != "DE")
-        todo = [(m, k) for k in args.folds for m in order if args.force or not _done(m, k, work)]
+        todo = [(m, k) for k in args.folds for m in order if args.force or not _done(m, k, work, args.protocol)]
         print(f"[hecktor_table2] {len(todo)} runs to do: {todo}", flush=True)
         start = time.perf_counter()
         finished = 0
@@ -163,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             list(pool.map(job, todo))
-    table(work, args.out, args.methods, args.folds)
+    table(work, args.out, args.methods, args.folds, args.protocol)
     return 0
 
 
