@@ -609,25 +609,52 @@ def _jungo_section(work: Path) -> Section:
     return sec
 
 
-def _hecktor_eval_dirs(work: Path) -> dict[str, Path]:
-    """Table 2's HECKTOR evaluation folder per method: ``hecktor_table2/<METHOD>/eval``
-    (``benchmarks/hecktor_table2.py``) or else the first ``runs/<bundle>*/eval`` with a per-fold per-image CSV."""
+HECKTOR_PROTOCOLS = {
+    "3d": {"prefix": "metrics_fold", "subdir": "", "id": "table2-hecktor", "title": "3D recipe (cpu_small.json)"},
+    "slices": {
+        "prefix": "metrics_slices_fold",
+        "subdir": "slices",
+        "id": "table2-hecktor-slices",
+        "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128; every image a "
+        "held-out slice)",
+    },
+}
+"""Table 2's HECKTOR half per protocol of ``benchmarks/hecktor_table2.py``: its per-fold file prefix, the runs'
+subfolder of ``hecktor_table2``, the report's table id and how the section names the protocol."""
+
+
+def _hecktor_eval_dirs(work: Path, protocol: str = "3d") -> dict[str, Path]:
+    """Table 2's HECKTOR evaluation folder per method: ``hecktor_table2/[<subdir>/]<METHOD>/eval``
+    (``benchmarks/hecktor_table2.py``) or, for the 3D recipe, else the first ``runs/<bundle>*/eval`` with a per-fold
+    per-image CSV."""
+    spec = HECKTOR_PROTOCOLS[protocol]
     found = {}
     for method, bundle in HECKTOR_BUNDLES.items():
-        for d in [work / "hecktor_table2" / method / "eval", *sorted((work / "runs").glob(f"{bundle}*/eval"))]:
-            if any(d.glob("metrics_fold*_per_image.csv")):
+        candidates = [work / "hecktor_table2" / spec["subdir"] / method / "eval"]
+        if protocol == "3d":
+            candidates += sorted((work / "runs").glob(f"{bundle}*/eval"))
+        for d in candidates:
+            if any(d.glob(f"{spec['prefix']}*_per_image.csv")):
                 found[method] = d
                 break
     return found
 
 
-def _hecktor_section(work: Path) -> Section:
+def _hecktor_section(work: Path, protocol: str = "3d") -> Section:
     """Table 2's HECKTOR half from :func:`monai_lexu.report.cv.pooled_folds`: the folds every method finished, their
-    held-out cases pooled (SR/DC over the pooled cases; the rest mean ± std over them), as ``hecktor_table2.py``."""
+    held-out cases pooled (SR/DC over the pooled cases; the rest mean ± std over them), as ``hecktor_table2.py``, for
+    one of :data:`HECKTOR_PROTOCOLS`."""
     from monai_lexu.report.cv import pooled_folds
 
-    sec = Section("LEXU Table 2, HECKTOR half (LEXU, LE, DE)")
-    dirs = _hecktor_eval_dirs(work)
+    spec = HECKTOR_PROTOCOLS[protocol]
+    sec = Section("LEXU Table 2, HECKTOR half (LEXU, LE, DE)" + ("" if protocol == "3d" else ", 2D slice protocol"))
+    dirs = _hecktor_eval_dirs(work, protocol)
+    if not dirs and protocol != "3d":
+        sec.paragraphs.append(
+            f"Not run: no evaluation under {work / 'hecktor_table2' / spec['subdir']} "
+            "(`python benchmarks/hecktor_table2.py --protocol slices`)."
+        )
+        return sec
     if not dirs:
         sec.paragraphs.append(
             "Not run: no HECKTOR cross-validation evaluation under " + str(work / "hecktor_table2") + " or "
@@ -637,7 +664,7 @@ def _hecktor_section(work: Path) -> Section:
         sec.tables.append(Table("table2-hecktor-paper", "LEXU Table 2 (HECKTOR), the paper's numbers", rows))
         return sec
     structures = ["GTVp", "GTVn"]
-    pooled = pooled_folds(dirs, range(3), structures)
+    pooled = pooled_folds(dirs, range(3), structures, prefix=spec["prefix"])
     ours: dict[str, dict[str, float]] = {}
     text: dict[str, dict[str, str]] = {}
     for m, r in pooled["results"].items():
@@ -655,7 +682,7 @@ def _hecktor_section(work: Path) -> Section:
                 text[m][col] = f"{r[s][metric]:.3f} ± {r[s][metric + '_std']:.3f}"
     common = pooled["common"]
     sec.paragraphs.append(
-        "Ours: 3D recipe (cpu_small.json), synthetic HECKTOR-like set, "
+        f"Ours: {spec['title']}, synthetic HECKTOR-like set, "
         + ("the folds every method finished: " + ", ".join(map(str, common)) if common else "no fold common to all")
         + "; per method its held-out cases pooled ("
         + ", ".join(f"{m} folds {r['_folds']}, {r['_cases']} cases" for m, r in pooled["results"].items())
@@ -666,8 +693,8 @@ def _hecktor_section(work: Path) -> Section:
     )  # fmt: skip
     sec.tables.append(
         Table(
-            "table2-hecktor",
-            "LEXU Table 2 (HECKTOR): the paper's numbers beside ours",
+            spec["id"],
+            "LEXU Table 2 (HECKTOR): the paper's numbers beside ours" + ("" if protocol == "3d" else ", 2D slices"),
             ordering_table(ours, PAPER_TABLE2["HECKTOR"], _t2_columns(structures), _hib, text),
         )
     )
@@ -750,7 +777,12 @@ def build_report(
     analyses, results = _analyses_sections(work, runs)
     diagnostic = _diagnostic_section(work)
     sections += analyses + ([diagnostic] if diagnostic else [])
-    sections += [_hecktor_section(work), _jungo_section(work), _provenance_section(work, runs, repo)]
+    sections += [
+        _hecktor_section(work),
+        _hecktor_section(work, "slices"),
+        _jungo_section(work),
+        _provenance_section(work, runs, repo),
+    ]
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     for s in sections:

@@ -144,6 +144,36 @@ def test_cli_exit_codes(work: Path, tmp_path: Path, capsys) -> None:
     assert e.value.code == 2
 
 
+def test_hecktor_slice_protocol_has_its_own_table(work: Path, tmp_path: Path) -> None:
+    """``hecktor_table2/slices/<METHOD>/eval/metrics_slices_fold<k>_per_image.csv`` (``hecktor_table2.py --protocol
+    slices``) gives the 2D-slice table beside the 3D one; without it the section says it was not run."""
+    import csv
+    import shutil
+
+    result = build_report(work, tmp_path / "none")
+    assert "table2-hecktor-slices" not in result["tables"]
+    assert "hecktor_table2.py --protocol slices" in result["markdown"].read_text()
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    rng = np.random.default_rng(2)
+    cols = [f"{k}_{s}" for k in ("unc_sum", "var_sum", "NCC", "soft_dice", "NLL") for s in ("GTVp", "GTVn")]
+    for method in ("LEXU", "LE", "DE"):
+        ev = copy / "hecktor_table2" / "slices" / method / "eval"
+        ev.mkdir(parents=True)
+        with open(ev / "metrics_slices_fold0_per_image.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, ["id", *cols])
+            w.writeheader()
+            for i in range(6):
+                w.writerow({"id": f"{method}_slice{i}", **{c: float(rng.uniform(0.01, 1)) for c in cols}})
+    result = build_report(copy, tmp_path / "out")
+    assert "table2-hecktor-slices" in result["tables"]
+    md = result["markdown"].read_text()
+    assert "2D axial-slice protocol" in md and "the folds every method finished: 0" in md and "6 cases" in md
+    rows = json.loads((tmp_path / "out" / "report.json").read_text())["tables"]["table2-hecktor-slices"]
+    assert [r["column"] for r in rows][:2] == ["SR GTVp", "SR GTVn"]
+    assert all(r["paper order holds"] != "n/a" for r in rows)
+
+
 def test_hecktor_half_read_from_the_table2_benchmark(work: Path, tmp_path: Path) -> None:
     """``hecktor_table2/<METHOD>/eval`` (benchmarks/hecktor_table2.py) fills Table 2's HECKTOR half, on the folds every
     method finished (DE lacks fold 1 here, so fold 1 is left out for all three)."""
