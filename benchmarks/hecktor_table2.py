@@ -54,23 +54,32 @@ PAPER_ORDER_NLL = ("LEXU", min)
 PROTOCOLS = {
     "3d": {
         "train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "override_files": ["cpu_small.json"],
-        "overrides": [], "prefix": "metrics_fold", "table": "table2_hecktor3d", "subdir": "", "epochs": 400,
+        "overrides": [], "table": "table2_hecktor3d", "epochs": 400,
         "title": "3D recipe (CPU-sized)",
     },
     "slices": {
         "train": ["train_slices.json"], "evaluate": ["train_slices.json", "evaluate_slices.json"],
-        "override_files": [], "prefix": "metrics_slices_fold", "table": "table2_hecktor_slices", "subdir": "slices",
+        "override_files": [], "table": "table2_hecktor_slices",
         "overrides": ["--backbone", "plain", "--features", "[16, 32, 64, 128, 256]", "--image_size", "[128, 128]",
                       "--batch_size", "16", "--learning_rate", "0.001"],
         "epochs": 60, "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128)",
     },
 }  # fmt: skip
-"""Per protocol: the bundle configs of training and evaluation, the CPU-sizing, the evaluation's file prefix, the
-table's name, the runs' subfolder of ``--work`` and the default epochs."""
+"""Per protocol: the bundle configs of training and evaluation, the CPU-sizing, the table's name and the default
+epochs. Where the runs and their per-fold files are (the report reads them there too) is
+:data:`monai_lexu.report.html.HECKTOR_PROTOCOLS`."""
+
+
+def _layout(protocol: str) -> dict[str, str]:
+    """The protocol's evaluation file prefix and runs subfolder, from the report's one definition."""
+    from monai_lexu.report.html import HECKTOR_PROTOCOLS
+
+    return HECKTOR_PROTOCOLS[protocol]
 
 
 def _runs(work: Path, protocol: str) -> Path:
-    return work / PROTOCOLS[protocol]["subdir"] if PROTOCOLS[protocol]["subdir"] else work
+    subdir = _layout(protocol)["subdir"]
+    return work / subdir if subdir else work
 
 
 def _bundle_cmd(method: str, configs: list[str], fold: int, work: Path, args: argparse.Namespace) -> list[str]:
@@ -102,7 +111,7 @@ def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> f
 
 
 def _done(method: str, fold: int, work: Path, protocol: str = "3d") -> bool:
-    prefix = PROTOCOLS[protocol]["prefix"]
+    prefix = _layout(protocol)["prefix"]
     return (_runs(work, protocol) / method / "eval" / f"{prefix}{fold}_per_image.csv").is_file()
 
 
@@ -114,7 +123,9 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int], protocol:
 
     spec = PROTOCOLS[protocol]
     runs = _runs(work, protocol)
-    pooled = pooled_folds({m: runs / m / "eval" for m in methods}, folds, STRUCTURES, prefix=spec["prefix"])
+    pooled = pooled_folds(
+        {m: runs / m / "eval" for m in methods}, folds, STRUCTURES, prefix=_layout(protocol)["prefix"]
+    )
     common, results = pooled["common"], pooled["results"]
     checks = []
     full = [m for m in methods if m in results]
