@@ -37,12 +37,15 @@ hecktor-cv: install
 
 # the CPU-sized reproduction end to end (resumable: finished runs are skipped) and one report of every method:
 # LEXU/LE seeds 27-29, DE seeds 27-28, beta sweep 0/3/10 x seeds 27-28, the calibrated-ensemble bundle's MC-dropout
-# baseline (seed 27), per-head/member/sample-map evaluations clean and distorted, Jungo Table 1 (seed 27)
+# baseline (seed 27), per-head/member/sample-map evaluations clean and distorted, Jungo Table 1 (seed 27), and
+# Table 2's HECKTOR half (LEXU, LE, DE; 3-fold CV) in our 3D recipe and in the paper's 2D slice protocol
 # -> benchmarks/results/report/report.html (+ .md). Many hours on 2 CPU cores (add --extra MCD CE for the calibrated
 # ensemble itself: 3 folds x base + 7 members, about 8 LEXU runs more).
 report: install
 	$(PYTHON) benchmarks/reproduce_tables.py --seeds 27 28 29 --de-seeds 27 28 --betas 0 3 10 --beta-seeds 27 28 \
 		--analyses --extra MCD
+	$(PYTHON) benchmarks/hecktor_table2.py --protocol 3d
+	$(PYTHON) benchmarks/hecktor_table2.py --protocol slices
 	$(PYTHON) -m monai_lexu.report --work benchmarks/work --out benchmarks/results/report
 
 # regenerate the family bundles from bundles/_base/<dataset>/ + bundles/<name>/family.json (commit the result)
