@@ -13,7 +13,10 @@ synthetic set (9 cases, seed 0, patient-based folds of 3 held-out cases), in one
   ``--epochs`` default 60; table ``table2_hecktor_slices.{md,json}``; runs under ``<work>/slices/<METHOD>``. (With the
   paper's 5e-5 the from-scratch network does not train in 420 steps: fold-0 soft Dice 0.22-0.43, NLL 0.34-0.53.)
 
-Runs are resumable: a fold whose per-image CSV exists is skipped (``--force`` redoes it).
+Runs are resumable: a fold whose per-image CSV exists is skipped (``--force`` redoes it). The evaluation keeps every
+held-out image's maps (``<prefix><fold>_maps/``) for the table's per-threshold Dice diagnostic;
+``--evaluate-only`` evaluates finished folds again from their checkpoints (same metrics; runs from before this kept
+the maps of 4 images per fold).
 
 Table definitions (one row per method and structure):
 
@@ -31,6 +34,7 @@ Usage::
     python benchmarks/hecktor_table2.py --methods LEXU LE --folds 0  # a subset
     python benchmarks/hecktor_table2.py --table-only                 # rebuild the table from finished runs
     python benchmarks/hecktor_table2.py --protocol slices            # the paper's 2D slice protocol, CPU-sized
+    python benchmarks/hecktor_table2.py --protocol slices --evaluate-only  # evaluate again, every map kept
 """
 
 from __future__ import annotations
@@ -96,15 +100,34 @@ def _bundle_cmd(method: str, configs: list[str], fold: int, work: Path, args: ar
     ]  # fmt: skip
 
 
+def _keep_all_maps(method: str, configs: list[str]) -> list[str]:
+    """The command-line override that makes the evaluation write every held-out image's maps (for
+    :func:`dice_per_threshold`), found by id: the ``UncertaintyReport`` among ``validate#handlers``."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(REPO / "bundles" / BUNDLES[method] / "configs" / c) for c in configs])
+    handlers = parser.get("validate#handlers")
+    idx = [i for i, h in enumerate(handlers) if str(h.get("_target_", "")).endswith("UncertaintyReport")]
+    if len(idx) != 1:
+        raise RuntimeError(f"{BUNDLES[method]} {configs}: expected one UncertaintyReport handler, found {len(idx)}")
+    return [f"--validate#handlers#{idx[0]}#save_maps", str(10**9)]
+
+
 def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> float:
-    """Train and evaluate one fold; returns its wall seconds. Output in ``<work>/<method>/fold<k>.log``."""
-    log = _runs(work, args.protocol) / method / f"fold{fold}.log"
+    """Train (unless ``args.evaluate_only``) and evaluate one fold; returns its wall seconds. Output in
+    ``<work>/<method>/fold<k>.log`` (``fold<k>_evaluate.log`` for a re-evaluation)."""
+    name = f"fold{fold}_evaluate.log" if args.evaluate_only else f"fold{fold}.log"
+    log = _runs(work, args.protocol) / method / name
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     spec = PROTOCOLS[args.protocol]
+    steps = [(spec["train"], [])] * (not args.evaluate_only)
+    steps.append((spec["evaluate"], _keep_all_maps(method, spec["evaluate"])))
     with open(log, "w") as fh:
-        for configs in (spec["train"], spec["evaluate"]):
-            proc = subprocess.run(_bundle_cmd(method, configs, fold, work, args), stdout=fh, stderr=subprocess.STDOUT)
+        for configs, extra in steps:
+            cmd = _bundle_cmd(method, configs, fold, work, args) + extra
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 raise RuntimeError(f"{method} fold {fold} failed ({proc.returncode}); see {log}")
     return time.perf_counter() - start
@@ -113,6 +136,45 @@ def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> f
 def _done(method: str, fold: int, work: Path, protocol: str = "3d") -> bool:
     prefix = _layout(protocol)["prefix"]
     return (_runs(work, protocol) / method / "eval" / f"{prefix}{fold}_per_image.csv").is_file()
+
+
+def dice_per_threshold(work: Path, methods: list[str], folds: list[int], protocol: str = "3d") -> list[dict]:
+    """Where the soft Dice is won or lost: Dice_t of each of the soft Dice's thresholds, per method and structure.
+
+    Definition: for every held-out image of the given finished folds (the evaluation's saved maps,
+    ``<prefix><fold>_maps/*.npz``: ``prob`` and ``soft_label``, (L, *S)), ``Dice_t`` is
+    :func:`monai_lexu.metrics.soft_dice` with the single threshold t (strict ``>`` on both maps), for t in its
+    default thresholds; the table gives the mean over the pooled images (the soft Dice is the mean over t), and the
+    mean share of the image's pixels with ``0.1 < prob <= 0.9`` (the width of the prediction's transition band).
+    A diagnostic beside the paper's table, not one of its columns.
+
+    Returns:
+        one row per method and structure: ``images``, ``Dice@t`` for each t, ``band share``.
+    """
+    import torch
+
+    from monai_lexu.metrics.soft_dice import DEFAULT_THRESHOLDS, soft_dice
+
+    prefix, rows = _layout(protocol)["prefix"], []
+    for m in methods:
+        files = [
+            f for k in folds for f in sorted((_runs(work, protocol) / m / "eval" / f"{prefix}{k}_maps").glob("*.npz"))
+        ]
+        if not files:
+            continue
+        dice, band = [], []
+        for f in files:
+            with np.load(f) as z:
+                prob, soft = torch.from_numpy(z["prob"][None]), torch.from_numpy(z["soft_label"][None])
+            dice.append(torch.stack([soft_dice(prob, soft, thresholds=(t,))[0] for t in DEFAULT_THRESHOLDS], -1))
+            band.append(((prob[0] > 0.1) & (prob[0] <= 0.9)).flatten(1).float().mean(1))
+        d, b = torch.stack(dice).double(), torch.stack(band).double()  # (N, L, T), (N, L)
+        for i, s in enumerate(STRUCTURES):
+            row = {"method": m, "structure": s, "images": len(files)}
+            row.update({f"Dice@{t}": f"{float(d[:, i, j].nanmean()):.3f}" for j, t in enumerate(DEFAULT_THRESHOLDS)})
+            row["band share"] = f"{float(b[:, i].mean()):.4f}"
+            rows.append(row)
+    return rows
 
 
 def table(work: Path, out: Path, methods: list[str], folds: list[int], protocol: str = "3d") -> dict:
@@ -166,9 +228,19 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int], protocol:
         lines.append(markdown_table([{**{v: c[k] for k, v in cols.items()}, "holds": c["holds"]} for c in checks]))
     else:
         lines.append("Paper orderings: not checked until LEXU, LE and DE share a finished fold.\n")
+    per_t = dice_per_threshold(work, full, common, protocol) if common else []
+    if per_t:
+        lines += [
+            "Diagnostic (not a paper column): Dice at each of the soft Dice's thresholds, mean over the pooled "
+            "held-out images, and the share of pixels with 0.1 < prob <= 0.9.",
+            "",
+            markdown_table(per_t),
+        ]
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{spec['table']}.md").write_text("\n".join(lines))
-    (out / f"{spec['table']}.json").write_text(json.dumps({"results": results, "checks": checks}, indent=2) + "\n")
+    (out / f"{spec['table']}.json").write_text(
+        json.dumps({"results": results, "checks": checks, "dice_per_threshold": per_t}, indent=2) + "\n"
+    )
     print("\n".join(lines), end="", flush=True)
     return results
 
@@ -187,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--force", action="store_true", help="redo finished folds")
     p.add_argument("--table-only", action="store_true", help="only rebuild the table from finished runs")
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="evaluate the finished folds' checkpoints again, every image's maps kept (runs before this option kept "
+        "4 per fold)",
+    )
     args = p.parse_args(argv)
     args.epochs = args.epochs or PROTOCOLS[args.protocol]["epochs"]
     work = args.work.resolve()
@@ -200,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
             ensure_axial_slices(volumes, work / "data" / "slices")  # the configs' slices_dir, once
         # DE (5 members, about 5x the others) first within each fold, so the longest runs do not end alone
         order = sorted(args.methods, key=lambda m: m != "DE")
-        todo = [(m, k) for k in args.folds for m in order if args.force or not _done(m, k, work, args.protocol)]
+        if args.evaluate_only:
+            todo = [(m, k) for k in args.folds for m in order if _done(m, k, work, args.protocol)]
+        else:
+            todo = [(m, k) for k in args.folds for m in order if args.force or not _done(m, k, work, args.protocol)]
         print(f"[hecktor_table2] {len(todo)} runs to do: {todo}", flush=True)
         start = time.perf_counter()
         finished = 0
