@@ -146,7 +146,9 @@ def dice_per_threshold(work: Path, methods: list[str], folds: list[int], protoco
     :func:`monai_lexu.metrics.soft_dice` with the single threshold t (strict ``>`` on both maps), for t in its
     default thresholds; the table gives the mean over the pooled images (the soft Dice is the mean over t), and the
     mean share of the image's pixels with ``0.1 < prob <= 0.9`` (the width of the prediction's transition band).
-    A diagnostic beside the paper's table, not one of its columns.
+    A diagnostic beside the paper's table, not one of its columns. 2D slice protocol only: a 3D evaluation keeps one
+    axial slice per volume (the one cutting the disagreement band most), not the volume, so for 3D runs nothing is
+    returned rather than a slice-selected figure.
 
     Returns:
         one row per method and structure: ``images``, ``Dice@t`` for each t, ``band share``.
@@ -165,6 +167,8 @@ def dice_per_threshold(work: Path, methods: list[str], folds: list[int], protoco
         dice, band = [], []
         for f in files:
             with np.load(f) as z:
+                if int(z["slice"]) != -1:  # one slice of a 3D volume: see the docstring
+                    return []
                 prob, soft = torch.from_numpy(z["prob"][None]), torch.from_numpy(z["soft_label"][None])
             dice.append(torch.stack([soft_dice(prob, soft, thresholds=(t,))[0] for t in DEFAULT_THRESHOLDS], -1))
             band.append(((prob[0] > 0.1) & (prob[0] <= 0.9)).flatten(1).float().mean(1))
