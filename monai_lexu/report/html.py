@@ -615,8 +615,8 @@ HECKTOR_PROTOCOLS = {
         "prefix": "metrics_slices_fold",
         "subdir": "slices",
         "id": "table2-hecktor-slices",
-        "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128; every image a "
-        "held-out slice)",
+        "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128, batch 16, learning "
+        "rate 1e-3, 60 epochs; every image a held-out slice)",
     },
 }
 """Table 2's HECKTOR half per protocol of ``benchmarks/hecktor_table2.py``: its per-fold file prefix, the runs'
@@ -714,6 +714,46 @@ def _run_configs(stem: str) -> tuple[str, tuple[str, ...]]:
     return _RUN_CONFIGS.get(stem, (stem, ("train.json", "evaluate.json", "cpu_small.json")))
 
 
+_PARSED_CONFIGS = re.compile(r"^parsing config_file \[([^\]]*)\]", re.M)
+
+
+def _hecktor_runs(work: Path, repo: Path) -> list[dict[str, Any]]:
+    """One row per finished fold of Table 2's HECKTOR half (both :data:`HECKTOR_PROTOCOLS`): the config files each
+    run parsed (MONAI's ``parsing config_file [...]`` lines of ``fold<k>.log``, relative to the repository), its wall
+    time (first to last log time stamp: training and evaluation) and its held-out images (rows of the per-image
+    CSV). A run without its log (e.g. read from ``runs/``) says ``n/a``."""
+    rows = []
+    for protocol, spec in HECKTOR_PROTOCOLS.items():
+        for method, ev in _hecktor_eval_dirs(work, protocol).items():
+            for fold in range(3):
+                table = ev / f"{spec['prefix']}{fold}_per_image.csv"
+                if not table.is_file():
+                    continue
+                log = ev.parent / f"fold{fold}.log"
+                text = log.read_text(errors="replace") if log.is_file() else ""
+                files: list[str] = []
+                for listed in _PARSED_CONFIGS.findall(text):
+                    for name in re.findall(r"'([^']+)'", listed):
+                        path = Path(name)
+                        shown = str(path.relative_to(repo)) if path.is_relative_to(repo) else str(path)
+                        files += [shown] if shown not in files else []
+                span = _log_span(log) if text else None
+                with open(table) as fh:
+                    images = max(0, sum(1 for line in fh if line.strip()) - 1)
+                rows.append(
+                    {
+                        "protocol": protocol,
+                        "method": method,
+                        "fold": fold,
+                        "bundle": HECKTOR_BUNDLES[method],
+                        "configs": " + ".join(files) or "n/a",
+                        "train + evaluate (min)": "n/a" if span is None else f"{span / 60:.1f}",
+                        "held-out images": images,
+                    }
+                )
+    return rows
+
+
 def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Path) -> Section:
     from monai_lexu.report.docs import _commit, machine_info
 
@@ -744,13 +784,18 @@ def _provenance_section(work: Path, runs: Sequence[Mapping[str, Any]], repo: Pat
             }
         )
     sec.tables.append(Table("runs", "Runs read by this report (timings from the first/last log time stamps)", rows))
+    hecktor = _hecktor_runs(work, repo)
+    if hecktor:
+        caption = "Table 2's HECKTOR runs (benchmarks/hecktor_table2.py; the config files from each fold's log)"
+        sec.tables.append(Table("hecktor-runs", caption, hecktor))
+    paths = {
+        repo / "bundles" / b / "configs" / n for b, names in {_run_configs(r["bundle"]) for r in runs} for n in names
+    }
+    paths |= {repo / f for r in hecktor for f in r["configs"].split(" + ") if f != "n/a"}  # outside repo: absolute
     configs = []
-    for bundle, names in sorted({_run_configs(r["bundle"]) for r in runs}):
-        for name in names:
-            path = repo / "bundles" / bundle / "configs" / name
-            if path.is_file():
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-                configs.append({"config file": str(path.relative_to(repo)), "sha256 (first 16)": digest})
+    for path in sorted(p for p in paths if p.is_relative_to(repo) and p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        configs.append({"config file": str(path.relative_to(repo)), "sha256 (first 16)": digest})
     sec.tables.append(Table("configs", "Config files of the bundles run (as in the working tree now)", configs))
     return sec
 

@@ -12,7 +12,9 @@ import pytest
 
 from monai_lexu.report.__main__ import main
 from monai_lexu.report.analyses import level_name
-from monai_lexu.report.html import build_report, ordering_table
+from monai_lexu.report.html import HECKTOR_BUNDLES, build_report, ordering_table
+
+REPO = Path(__file__).resolve().parents[2]
 
 STRUCTURES = ("disc", "cup")
 
@@ -165,8 +167,21 @@ def test_hecktor_slice_protocol_has_its_own_table(work: Path, tmp_path: Path) ->
             w.writeheader()
             for i in range(6):
                 w.writerow({"id": f"{method}_slice{i}", **{c: float(rng.uniform(0.01, 1)) for c in cols}})
+        cfg = REPO / "bundles" / HECKTOR_BUNDLES[method] / "configs"
+        train, evaluate = [str(cfg / "train_slices.json")], [str(cfg / "train_slices.json"), "/elsewhere/x.json"]
+        (ev.parent / "fold0.log").write_text(
+            f"parsing config_file {train}: any ...\n2026-12-01 00:29:32,667 - INFO - start\n"
+            f"parsing config_file {evaluate}: any ...\n2026-12-01 00:36:02,100 - INFO - done\n"
+        )
     result = build_report(copy, tmp_path / "out")
-    assert "table2-hecktor-slices" in result["tables"]
+    assert "table2-hecktor-slices" in result["tables"] and "hecktor-runs" in result["tables"]
+    tables = json.loads((tmp_path / "out" / "report.json").read_text())["tables"]
+    runs = {r["method"]: r for r in tables["hecktor-runs"]}
+    assert set(runs) == {"LEXU", "LE", "DE"} and runs["DE"]["held-out images"] == 6 and runs["DE"]["fold"] == 0
+    assert runs["DE"]["train + evaluate (min)"] == "6.5"  # 00:29:32 -> 00:36:02
+    assert runs["DE"]["configs"] == "bundles/deep_ensemble_hecktor/configs/train_slices.json + /elsewhere/x.json"
+    hashed = {r["config file"] for r in tables["configs"]}
+    assert "bundles/deep_ensemble_hecktor/configs/train_slices.json" in hashed and "/elsewhere/x.json" not in hashed
     md = result["markdown"].read_text()
     assert "2D axial-slice protocol" in md and "the folds every method finished: 0" in md and "6 cases" in md
     rows = json.loads((tmp_path / "out" / "report.json").read_text())["tables"]["table2-hecktor-slices"]
