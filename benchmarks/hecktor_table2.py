@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -127,6 +128,8 @@ def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> f
     with open(log, "w") as fh:
         for configs, extra in steps:
             cmd = _bundle_cmd(method, configs, fold, work, args) + extra
+            fh.write(f"$ {shlex.join(cmd)}\n")  # the CPU-sizing overrides too, so the log says how the run was made
+            fh.flush()
             proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
             if proc.returncode != 0:
                 raise RuntimeError(f"{method} fold {fold} failed ({proc.returncode}); see {log}")
