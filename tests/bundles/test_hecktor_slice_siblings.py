@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,3 +80,12 @@ def test_slice_protocol_trains_and_evaluates(bundle: str, slices_data: Path, tmp
     result = json.loads((tmp_path / "eval" / "metrics_slices_fold0.json").read_text())
     assert set(result["mean"]) == {"GTVp", "GTVn"} and result["num_images"] > 0
     assert (tmp_path / "eval" / "metrics_slices_folds_summary.md").is_file()
+    # keep_head_maps: every held-out slice's maps, with each member's / head's probabilities
+    run(config_file=[str(configs / "train_slices.json"), str(configs / "evaluate_slices.json")], **args,
+        keep_head_maps=True)  # fmt: skip
+    maps = sorted((tmp_path / "eval" / "metrics_slices_fold0_maps").glob("*.npz"))
+    assert len(maps) == result["num_images"] > 4
+    with np.load(maps[0]) as z:
+        heads, prob, index = z["heads"], z["prob"], int(z["slice"])
+    assert heads.shape[1:] == prob.shape == (2, 64, 64) and heads.shape[0] >= 2 and index == -1
+    np.testing.assert_allclose(heads.mean(0), prob, atol=1e-6)  # the probability is the mean over them
