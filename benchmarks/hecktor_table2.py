@@ -13,10 +13,10 @@ synthetic set (9 cases, seed 0, patient-based folds of 3 held-out cases), in one
   ``--epochs`` default 60; table ``table2_hecktor_slices.{md,json}``; runs under ``<work>/slices/<METHOD>``. (With the
   paper's 5e-5 the from-scratch network does not train in 420 steps: fold-0 soft Dice 0.22-0.43, NLL 0.34-0.53.)
 
-Runs are resumable: a fold whose per-image CSV exists is skipped (``--force`` redoes it). The evaluation keeps every
-held-out image's maps (``<prefix><fold>_maps/``) for the table's per-threshold Dice diagnostic;
-``--evaluate-only`` evaluates finished folds again from their checkpoints (same metrics; runs from before this kept
-the maps of 4 images per fold).
+Runs are resumable: a fold whose per-image CSV exists is skipped (``--force`` redoes it). The slice protocol's
+evaluation keeps every held-out slice's maps with each head's / member's probabilities (``--keep_head_maps true``;
+``<prefix><fold>_maps/``) for the table's per-threshold Dice diagnostic; ``--evaluate-only`` evaluates finished folds
+again from their checkpoints (same metrics; runs from before this kept the maps of 4 images per fold).
 
 Table definitions (one row per method and structure):
 
@@ -53,18 +53,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = {"LEXU": "lexu_hecktor", "LE": "layer_ensemble_hecktor", "DE": "deep_ensemble_hecktor"}
+_UNIT = {"LEXU": "head", "LE": "head", "DE": "member"}
 STRUCTURES = ("GTVp", "GTVn")
 PAPER_ORDER = {"SR": ("LEXU", max), "DC": ("LEXU", max), "NCC": ("LEXU", max), "soft_dice": ("DE", max)}
 PAPER_ORDER_NLL = ("LEXU", min)
 PROTOCOLS = {
     "3d": {
         "train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "override_files": ["cpu_small.json"],
-        "overrides": [], "table": "table2_hecktor3d", "epochs": 400,
+        "overrides": [], "evaluate_overrides": [], "table": "table2_hecktor3d", "epochs": 400,
         "title": "3D recipe (CPU-sized)",
     },
     "slices": {
         "train": ["train_slices.json"], "evaluate": ["train_slices.json", "evaluate_slices.json"],
-        "override_files": [], "table": "table2_hecktor_slices",
+        "override_files": [], "evaluate_overrides": ["--keep_head_maps", "true"], "table": "table2_hecktor_slices",
         "overrides": ["--backbone", "plain", "--features", "[16, 32, 64, 128, 256]", "--image_size", "[128, 128]",
                       "--batch_size", "16", "--learning_rate", "0.001"],
         "epochs": 60, "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128)",
@@ -101,20 +102,6 @@ def _bundle_cmd(method: str, configs: list[str], fold: int, work: Path, args: ar
     ]  # fmt: skip
 
 
-def _keep_all_maps(method: str, configs: list[str]) -> list[str]:
-    """The command-line override that makes the evaluation write every held-out image's maps (for
-    :func:`dice_per_threshold`), found by id: the ``UncertaintyReport`` among ``validate#handlers``."""
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config([str(REPO / "bundles" / BUNDLES[method] / "configs" / c) for c in configs])
-    handlers = parser.get("validate#handlers")
-    idx = [i for i, h in enumerate(handlers) if str(h.get("_target_", "")).endswith("UncertaintyReport")]
-    if len(idx) != 1:
-        raise RuntimeError(f"{BUNDLES[method]} {configs}: expected one UncertaintyReport handler, found {len(idx)}")
-    return [f"--validate#handlers#{idx[0]}#save_maps", str(10**9)]
-
-
 def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> float:
     """Train (unless ``args.evaluate_only``) and evaluate one fold; returns its wall seconds. Output in
     ``<work>/<method>/fold<k>.log`` (``fold<k>_evaluate.log`` for a re-evaluation)."""
@@ -124,7 +111,7 @@ def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> f
     start = time.perf_counter()
     spec = PROTOCOLS[args.protocol]
     steps = [(spec["train"], [])] * (not args.evaluate_only)
-    steps.append((spec["evaluate"], _keep_all_maps(method, spec["evaluate"])))
+    steps.append((spec["evaluate"], spec["evaluate_overrides"]))
     with open(log, "w") as fh:
         for configs, extra in steps:
             cmd = _bundle_cmd(method, configs, fold, work, args) + extra
@@ -149,38 +136,56 @@ def dice_per_threshold(work: Path, methods: list[str], folds: list[int], protoco
     :func:`monai_lexu.metrics.soft_dice` with the single threshold t (strict ``>`` on both maps), for t in its
     default thresholds; the table gives the mean over the pooled images (the soft Dice is the mean over t), and the
     mean share of the image's pixels with ``0.1 < prob <= 0.9`` (the width of the prediction's transition band).
+    When the maps hold every head's / member's probabilities (``heads``, (K, L, *S): the evaluation's
+    ``keep_head_maps``), a second row per method and structure gives the same for each head / member alone, averaged
+    over the K of them: the method's map is their mean, so the two rows separate what one head or member does from
+    what averaging them does.
     A diagnostic beside the paper's table, not one of its columns. 2D slice protocol only: a 3D evaluation keeps one
     axial slice per volume (the one cutting the disagreement band most), not the volume, so for 3D runs nothing is
     returned rather than a slice-selected figure.
 
     Returns:
-        one row per method and structure: ``images``, ``Dice@t`` for each t, ``band share``.
+        one row per method (and per method's single head / member) and structure: ``images``, ``Dice@t`` for each
+        t, ``band share``.
     """
     import torch
 
     from monai_lexu.metrics.soft_dice import DEFAULT_THRESHOLDS, soft_dice
 
+    def per_t(prob: torch.Tensor, soft: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L, *S) maps -> Dice_t (B, L, T) and band share (B, L)."""
+        dice = torch.stack([soft_dice(prob, soft, thresholds=(t,)) for t in DEFAULT_THRESHOLDS], -1)
+        return dice, ((prob > 0.1) & (prob <= 0.9)).flatten(2).float().mean(-1)
+
     prefix, rows = _layout(protocol)["prefix"], []
     for m in methods:
-        files = [
-            f for k in folds for f in sorted((_runs(work, protocol) / m / "eval" / f"{prefix}{k}_maps").glob("*.npz"))
-        ]
+        folders = [_runs(work, protocol) / m / "eval" / f"{prefix}{k}_maps" for k in folds]
+        files = [f for folder in folders for f in sorted(folder.glob("*.npz"))]
         if not files:
             continue
-        dice, band = [], []
+        found: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {m: [], f"{m}, one {_UNIT[m]} alone": []}
         for f in files:
             with np.load(f) as z:
                 if int(z["slice"]) != -1:  # one slice of a 3D volume: see the docstring
                     return []
                 prob, soft = torch.from_numpy(z["prob"][None]), torch.from_numpy(z["soft_label"][None])
-            dice.append(torch.stack([soft_dice(prob, soft, thresholds=(t,))[0] for t in DEFAULT_THRESHOLDS], -1))
-            band.append(((prob[0] > 0.1) & (prob[0] <= 0.9)).flatten(1).float().mean(1))
-        d, b = torch.stack(dice).double(), torch.stack(band).double()  # (N, L, T), (N, L)
-        for i, s in enumerate(STRUCTURES):
-            row = {"method": m, "structure": s, "images": len(files)}
-            row.update({f"Dice@{t}": f"{float(d[:, i, j].nanmean()):.3f}" for j, t in enumerate(DEFAULT_THRESHOLDS)})
-            row["band share"] = f"{float(b[:, i].mean()):.4f}"
-            rows.append(row)
+                heads = torch.from_numpy(z["heads"]) if "heads" in z.files else None
+            found[m].append(tuple(x[0] for x in per_t(prob, soft)))
+            if heads is not None:
+                d, b = per_t(heads, soft.expand_as(heads))
+                found[f"{m}, one {_UNIT[m]} alone"].append((d.mean(0), b.mean(0)))
+        for name, values in found.items():
+            if len(values) != len(files):  # heads missing in some maps: no average over a subset
+                continue
+            d = torch.stack([v[0] for v in values]).double()  # (N, L, T)
+            b = torch.stack([v[1] for v in values]).double()  # (N, L)
+            for i, s in enumerate(STRUCTURES):
+                row = {"method": name, "structure": s, "images": len(files)}
+                row.update(
+                    {f"Dice@{t}": f"{float(d[:, i, j].nanmean()):.3f}" for j, t in enumerate(DEFAULT_THRESHOLDS)}
+                )
+                row["band share"] = f"{float(b[:, i].mean()):.4f}"
+                rows.append(row)
     return rows
 
 
