@@ -61,23 +61,22 @@ PROTOCOLS = {
     "3d": {
         "train": ["train.json"], "evaluate": ["train.json", "evaluate.json"], "override_files": ["cpu_small.json"],
         "overrides": [], "evaluate_overrides": [], "table": "table2_hecktor3d", "epochs": 400,
-        "title": "3D recipe (CPU-sized)",
     },
     "slices": {
         "train": ["train_slices.json"], "evaluate": ["train_slices.json", "evaluate_slices.json"],
         "override_files": [], "evaluate_overrides": ["--keep_head_maps", "true"], "table": "table2_hecktor_slices",
         "overrides": ["--backbone", "plain", "--features", "[16, 32, 64, 128, 256]", "--image_size", "[128, 128]",
                       "--batch_size", "16", "--learning_rate", "0.001"],
-        "epochs": 60, "title": "the paper's 2D axial-slice protocol, CPU-sized (plain U-Net 16-256, 128 x 128)",
+        "epochs": 60,
     },
 }  # fmt: skip
 """Per protocol: the bundle configs of training and evaluation, the CPU-sizing, the table's name and the default
-epochs. Where the runs and their per-fold files are (the report reads them there too) is
+epochs. Where the runs and their per-fold files are (the report reads them there too) and the protocol's title are
 :data:`monai_lexu.report.html.HECKTOR_PROTOCOLS`."""
 
 
 def _layout(protocol: str) -> dict[str, str]:
-    """The protocol's evaluation file prefix and runs subfolder, from the report's one definition."""
+    """The protocol's evaluation file prefix, runs subfolder and title, from the report's one definition."""
     from monai_lexu.report.html import HECKTOR_PROTOCOLS
 
     return HECKTOR_PROTOCOLS[protocol]
@@ -110,7 +109,7 @@ def _run_fold(method: str, fold: int, work: Path, args: argparse.Namespace) -> f
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     spec = PROTOCOLS[args.protocol]
-    steps = [(spec["train"], [])] * (not args.evaluate_only)
+    steps = [] if args.evaluate_only else [(spec["train"], [])]
     steps.append((spec["evaluate"], spec["evaluate_overrides"]))
     with open(log, "w") as fh:
         for configs, extra in steps:
@@ -214,7 +213,7 @@ def table(work: Path, out: Path, methods: list[str], folds: list[int], protocol:
                 checks.append({"structure": s, "metric": key, "paper": winner, "ours": "/".join(ours),
                                "holds": winner in ours})  # fmt: skip
     lines = [
-        f"# LEXU Table 2, HECKTOR half, {spec['title']}, synthetic HECKTOR-like set",
+        f"# LEXU Table 2, HECKTOR half, {_layout(protocol)['title']}, synthetic HECKTOR-like set",
         "",
         f"`benchmarks/hecktor_table2.py`: {', '.join(results)}; "
         + (f"the folds every method finished ({common}), pooled" if common else "no fold common to all methods yet")
@@ -274,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--evaluate-only",
         action="store_true",
-        help="evaluate the finished folds' checkpoints again, every image's maps kept (runs before this option kept "
-        "4 per fold)",
+        help="evaluate the finished folds' checkpoints again (the slice protocol keeps every slice's maps with their "
+        "heads; runs before this option kept 4 per fold)",
     )
     args = p.parse_args(argv)
     args.epochs = args.epochs or PROTOCOLS[args.protocol]["epochs"]
